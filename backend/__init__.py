@@ -1,0 +1,1 @@
+"""KoVR backend."""

@@ -1,0 +1,1 @@
+"""Database access: the client, embedded server and repository functions."""

@@ -1,0 +1,99 @@
+"""The embedded default database: SecantusDB (MongoDB wire protocol) as a child process on loopback.
+
+Used by `kovr serve` when no KOVR_MONGODB_URI is set, and by the tests (`:memory:` storage).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_command() -> list[str]:
+    exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+    if not Path(exe).exists():
+        raise EmbeddedDatabaseError("secantusd-py not found: install the 'secantusdb' package")
+    return [exe]
+
+
+class EmbeddedMongo:
+    """Start SecantusDB on 127.0.0.1 and stop it again; `storage` is a folder or ':memory:'."""
+
+    def __init__(self, storage: Path | str, *, port: int | None = None, log_file: Path | None = None):
+        self.storage = storage
+        self.port = port or free_port()
+        self.log_file = log_file
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def start(self, timeout_s: float = 30.0) -> str:
+        if isinstance(self.storage, Path):
+            self.storage.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        cmd = _server_command() + [
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--storage-path", str(self.storage), "--log-level", "WARNING", "--cache-size", "256M",
+        ]
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise EmbeddedDatabaseError(
+                    f"embedded database exited with code {self._proc.returncode} "
+                    f"(storage {self.storage}; is another kovr using it?)"
+                )
+            if self._ping():
+                return self.uri
+            time.sleep(0.1)
+        self.stop()
+        raise EmbeddedDatabaseError(f"embedded database did not answer on port {self.port} in {timeout_s:.0f}s")
+
+    def _ping(self) -> bool:
+        client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=300)
+        try:
+            client.admin.command("ping")
+            return True
+        except PyMongoError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()  # SIGTERM lets WiredTiger checkpoint and close cleanly
+        try:
+            self._proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> EmbeddedMongo:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

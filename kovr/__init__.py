@@ -1,0 +1,3 @@
+"""KoVR: Korean LLM chat with visual reasoning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from kovr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""The one settings object for every KoVR process (web app, model server, training CLI).
+
+Built once at start-up with :func:`load_settings` and passed down explicitly; nothing else in
+the code base reads the environment. Every field can be set as ``KOVR_<FIELD>`` (or in ``.env``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory: embedded database, generated secrets, built models."""
+    return Path.home() / ".local" / "share" / "kovr"
+
+
+class SettingsError(RuntimeError):
+    """Settings could not be built; the message is one line meant for the operator."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KOVR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- process / profile -------------------------------------------------------------------
+    profile: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    public_url: str | None = None  # e.g. https://kovr.example.com; https turns on Secure cookies
+    default_locale: Literal["ko", "en"] = "ko"
+
+    # --- database ----------------------------------------------------------------------------
+    # Unset: `kovr serve` starts the embedded SecantusDB under data_dir/db on 127.0.0.1.
+    mongodb_uri: SecretStr | None = None
+    mongodb_db: str = Field(default="kovr", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    # --- auth --------------------------------------------------------------------------------
+    # Unset in development: generated once and persisted under data_dir/secrets.
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    login_rate_limit: int = Field(default=10, ge=1, description="login attempts per window")
+    login_rate_window_s: int = Field(default=300, ge=1)
+
+    # --- input limits ------------------------------------------------------------------------
+    max_message_chars: int = Field(default=8000, ge=1)
+    max_title_chars: int = Field(default=200, ge=1)
+    max_display_name_chars: int = Field(default=64, ge=1)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=4096 * 4096, ge=1)
+    chat_rate_limit: int = Field(default=30, ge=1, description="messages per user per minute")
+
+    # --- model (web app side) ----------------------------------------------------------------
+    # A running model_server or stock TGI; unset: `kovr serve` starts model_server itself.
+    model_server_url: str | None = None
+    model_server_timeout_s: float = Field(default=120.0, gt=0)
+
+    # --- model_server ------------------------------------------------------------------------
+    # Hub id or local folder of a causal LM; unset: the demo model under data_dir/models/demo.
+    model: str | None = None
+    model_revision: str | None = None
+    adapter: str | None = None  # peft LoRA adapter folder, applied at load
+    merge_adapter: bool = True
+    vr_checkpoint: str | None = None  # align-model folder (vision encoder + projector)
+    tgi_upstream_url: str | None = None  # forward text-only requests to a real TGI
+    model_server_host: str = "127.0.0.1"
+    model_server_port: int = Field(default=8080, ge=1, le=65535)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_concurrent_requests: int = Field(default=8, ge=1)
+    max_queue: int = Field(default=64, ge=0)
+    max_batch_size: int = Field(default=8, ge=1)
+    max_input_tokens: int = Field(default=1536, ge=1)
+    max_total_tokens: int = Field(default=2048, ge=2)
+    max_new_tokens_limit: int = Field(default=1024, ge=1)
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    # --- data --------------------------------------------------------------------------------
+    # Korean data beside the repository (absent on a user's clone); demos and CPU runs add it when present.
+    shared_data_dir: Path = Field(default_factory=lambda: _REPO_ROOT.parent / "shared" / "data")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.max_input_tokens >= self.max_total_tokens:
+            raise ValueError("max_input_tokens must be smaller than max_total_tokens")
+        if self.profile == "production":
+            if self.jwt_secret is None or len(self.jwt_secret.get_secret_value()) < 32:
+                raise ValueError("production needs KOVR_JWT_SECRET of at least 32 characters")
+            if self.mongodb_uri is None:
+                raise ValueError("production needs KOVR_MONGODB_URI (no embedded database)")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+    @property
+    def db_dir(self) -> Path:
+        return self.data_dir / "db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def demo_model_dir(self) -> Path:
+        return self.models_dir / "demo"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings once; invalid values become one clear line instead of a traceback."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"KOVR_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

@@ -1,0 +1,1 @@
+"""Numbered, hand-written database migrations (NNNN_name.py with `async def up(db)`)."""

@@ -1,0 +1,44 @@
+"""The `kovr` command: every subcommand answers --help without loading torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kovr.cli import build_parser
+from kovr.settings import SettingsError, load_settings
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)  # type: ignore[arg-type]
+
+
+def test_top_level_help_does_not_import_torch() -> None:
+    code = "import sys; from kovr.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", _subcommands())
+def test_each_subcommand_has_help(name: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kovr", name, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "usage: kovr" in out.stdout
+
+
+def test_invalid_settings_fail_with_one_line() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(port=70000)
+    assert "\n" not in str(info.value)
+    assert "KOVR_PORT" in str(info.value)
+
+
+def test_production_refuses_default_secret() -> None:
+    with pytest.raises(SettingsError, match="KOVR_JWT_SECRET"):
+        load_settings(profile="production", mongodb_uri="mongodb://db:27017")

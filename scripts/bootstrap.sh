@@ -16,7 +16,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.kovr-$mode
-want=$(cat pyproject.toml package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+want=$( (cat pyproject.toml package.json package-lock.json 2>/dev/null || true) | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "==> installing Python packages (.[$extras])"
   .venv/bin/python -m pip install -q --upgrade pip

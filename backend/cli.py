@@ -1,9 +1,253 @@
-"""Subcommands of `kovr` that belong to this package."""
+"""Subcommands of `kovr` that belong to the backend: serve, migrate, create-user.
+
+Heavy imports (uvicorn, the app, pymongo) stay inside the handlers so `kovr --help` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from kovr.settings import Settings
+
+log = logging.getLogger("kovr.serve")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the `kovr` parser."""
+    serve = sub.add_parser(
+        "serve",
+        help="웹 앱 실행 (run the web app)",
+        description="Run KoVR at http://HOST:PORT. Without KOVR_MONGODB_URI it starts the embedded "
+        "database under DATA_DIR/db; without KOVR_MODEL_SERVER_URL it starts the model server.",
+    )
+    _add_common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1, KOVR_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000, KOVR_PORT)")
+    serve.add_argument("--no-model", action="store_true", help="do not start the model server")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="데이터베이스 마이그레이션 적용 (apply database migrations)")
+    _add_common(migrate)
+    migrate.add_argument("--status", action="store_true", help="only show what is applied and pending")
+    migrate.set_defaults(func=cmd_migrate)
+
+    create = sub.add_parser("create-user", help="사용자 계정 만들기 (create a user account)")
+    _add_common(create)
+    create.add_argument("--email", required=True)
+    create.add_argument("--display-name", help="default: the part of the email before @")
+    create.add_argument("--admin", action="store_true", help="give the account the admin role")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input (else prompt)"
+    )
+    create.set_defaults(func=cmd_create_user)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, help="embedded database, secrets and models (default ~/.local/share/kovr)"
+    )
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """Settings with a database URI: the configured one, or the embedded SecantusDB started here."""
+    if settings.mongodb_uri is not None:
+        yield settings
+        return
+    from pydantic import SecretStr
+
+    from backend.db.embedded import EmbeddedDatabaseError, EmbeddedMongo
+
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedMongo(settings.db_dir, log_file=logs / "db.log")
+    try:
+        server.start()
+    except EmbeddedDatabaseError as exc:  # e.g. another kovr holds this data folder
+        print(f"kovr: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        yield settings.model_copy(update={"mongodb_uri": SecretStr(server.uri)})
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def model_server(settings: Settings, enabled: bool) -> Iterator[Settings]:
+    """Settings with a model server URL: the configured one, or model_server started here."""
+    if settings.model_server_url is not None or not enabled:
+        yield settings
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("model_server.launcher") is None:
+        log.warning("model_server.launcher is not installed; starting without a model")
+        yield settings
+        return
+    from model_server.launcher import ModelServerProcess
+
+    with ModelServerProcess(settings) as proc:
+        yield settings.model_copy(update={"model_server_url": proc.url})
+
+
+def _database_answers(settings: Settings) -> bool:
+    """A quick ping before serving, so a wrong URI is one line rather than a start-up traceback."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    assert settings.mongodb_uri is not None
+    client: MongoClient[dict[str, object]] = MongoClient(
+        settings.mongodb_uri.get_secret_value(), serverSelectionTimeoutMS=5000
+    )
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.core.logging import configure_logging
+    from backend.core.secrets import ensure_jwt_secret
+    from kovr.cli import settings_from_args
+
+    settings = ensure_jwt_secret(settings_from_args(args))
+    configure_logging(settings.log_level)
+    with database(settings) as settings:
+        if not _database_answers(settings):
+            print("kovr: 데이터베이스에 연결할 수 없습니다 (database not reachable)", file=sys.stderr)
+            return 1
+        with model_server(settings, not args.no_model) as settings:
+            _run_web_app(settings)
+    return 0
+
+
+def _run_web_app(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; uvicorn's own access log is off (ours has the request ids)."""
+    import uvicorn
+
+    from backend.app import create_app
+
+    app = create_app(settings)
+    print(f"KoVR: http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _migrate(uri: str, db_name: str, status_only: bool) -> int:
+    from backend.db.client import open_client
+    from backend.db.migrate import apply_migrations, discover, migration_status
+
+    client = open_client(uri)
+    try:
+        db = client[db_name]
+        if status_only:
+            report = await migration_status(db)
+            pending = [m.name for m in discover() if m.name not in report.already]
+            print(f"applied: {', '.join(report.already) or '-'}\npending: {', '.join(pending) or '-'}")
+        else:
+            report = await apply_migrations(db)
+            print(f"applied now: {', '.join(report.applied) or '-'} (already applied: {len(report.already)})")
+    finally:
+        await client.close()
+    for name in report.changed:
+        print(
+            f"warning: migration {name} was edited after it was applied (checksum differs)", file=sys.stderr
+        )
+    for name in report.unknown:
+        print(f"warning: migration {name} is recorded in the database but missing here", file=sys.stderr)
+    return 1 if report.changed or report.unknown else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from kovr.cli import settings_from_args
+
+    with database(settings_from_args(args)) as settings:
+        assert settings.mongodb_uri is not None
+        return asyncio.run(
+            _migrate(settings.mongodb_uri.get_secret_value(), settings.mongodb_db, args.status)
+        )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("비밀번호 (password): ")
+    if first != getpass.getpass("비밀번호 확인 (again): "):
+        raise ValueError("두 비밀번호가 다릅니다 (the passwords differ)")
+    return first
+
+
+async def _create_user(uri: str, db_name: str, email: str, password: str, name: str, admin: bool) -> str:
+    from backend.db.client import open_client
+    from backend.db.migrate import apply_migrations
+    from backend.services.auth import signup
+
+    client = open_client(uri)
+    try:
+        db = client[db_name]
+        await apply_migrations(db)
+        user = await signup(
+            db=db, email=email, password=password, display_name=name, role="admin" if admin else "user"
+        )
+        return str(user["_id"])
+    finally:
+        await client.close()
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from backend.schemas.users import UserCreate
+    from backend.services.errors import EmailAlreadyUsed
+    from kovr.cli import settings_from_args
+
+    try:
+        raw_password = _read_password(args.password_stdin)
+        body = UserCreate(
+            email=args.email,
+            password=raw_password,
+            display_name=args.display_name or args.email.split("@")[0],
+        )
+    except (ValueError, ValidationError) as exc:
+        fields = (
+            ", ".join(str(e["loc"][0]) for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        print(f"kovr: 입력값이 올바르지 않습니다 (invalid input): {fields}", file=sys.stderr)
+        return 2
+    with database(settings_from_args(args)) as settings:
+        assert settings.mongodb_uri is not None
+        try:
+            user_id = asyncio.run(
+                _create_user(
+                    settings.mongodb_uri.get_secret_value(),
+                    settings.mongodb_db,
+                    body.email,
+                    body.password,
+                    body.display_name,
+                    args.admin,
+                )
+            )
+        except EmailAlreadyUsed:
+            print(f"kovr: 이미 가입된 이메일입니다 (email taken): {body.email}", file=sys.stderr)
+            return 1
+    print(f"created {body.email} ({'admin' if args.admin else 'user'}) id={user_id}")
+    return 0

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     login_rate_limit: int = Field(default=10, ge=1, description="login attempts per window")
     login_rate_window_s: int = Field(default=300, ge=1)
+    login_rate_limit_address: int = Field(default=50, ge=1, description="failed logins per client address per window")
+    refresh_reuse_grace_s: int = Field(default=10, ge=0, description="browser tabs racing to refresh one cookie")
 
     # --- input limits ------------------------------------------------------------------------
     max_message_chars: int = Field(default=8000, ge=1)
@@ -65,6 +67,14 @@ class Settings(BaseSettings):
     # A running model_server or stock TGI; unset: `kovr serve` starts model_server itself.
     model_server_url: str | None = None
     model_server_timeout_s: float = Field(default=120.0, gt=0)
+
+    # --- chat (backend/chat) -----------------------------------------------------------------
+    # Longest silence between two streamed tokens before the answer is ended as a timeout.
+    chat_stall_timeout_s: float = Field(default=60.0, gt=0)
+    chat_default_max_new_tokens: int = Field(default=512, ge=1)
+    chat_max_images_per_message: int = Field(default=4, ge=0)
+    chat_save_interval_s: float = Field(default=0.5, gt=0, description="how often a streaming answer is saved")
+    chat_keepalive_s: float = Field(default=15.0, gt=0, description="SSE keep-alive comment interval")
 
     # --- model_server ------------------------------------------------------------------------
     # Hub id or local folder of a causal LM; unset: the demo model under data_dir/models/demo.

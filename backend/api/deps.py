@@ -1,0 +1,169 @@
+"""FastAPI dependencies: settings, database, the signed-in user, CSRF.
+
+How to use (routes in backend/api/routes/*.py, yours included):
+
+    from backend.api.deps import CurrentUser, DbDep, SettingsDep
+
+    @router.get("/things/{thing_id}")
+    async def read_thing(thing_id: str, user: CurrentUser, db: DbDep) -> ThingPublic:
+        ...  # user is the stored user document (dict); user["_id"] is an ObjectId
+
+- `CurrentUser` accepts, in this order: `Authorization: Bearer <JWT access token>`,
+  `Authorization: Bearer kovr_<personal API token>`, or the browser's `kovr_access` cookie.
+  A cookie-authenticated request with an unsafe method (POST/PUT/PATCH/DELETE) must also carry
+  the CSRF token, else 403 csrf_failed; Bearer requests need none (no ambient credentials).
+- `CurrentAuth` is the same with how the user signed in (`auth.via`: "jwt" | "api_token" | "cookie").
+- `OptionalUser` is the user or None (for pages that show a login link instead of a 401).
+- `CsrfProtected` checks the CSRF token without requiring a sign-in (login and sign-up forms).
+
+CSRF token for pages: the session middleware gives every browser a `kovr_csrf` cookie and puts
+its value in `request.state.csrf_token` (also `csrf_token(request)` below). Send it back either as
+the `X-CSRF-Token` header (htmx: `<body hx-headers='{"X-CSRF-Token": "{{ csrf_token }}"}'>`) or
+as a `csrf_token` field of an ordinary form post.
+
+Browser sign-in from a page route: `services.auth.authenticate(...)`, then
+`tokens = await services.auth.issue_session_tokens(...)` and `cookies.set_session_cookies(response,
+tokens, settings)`. An expired access cookie is renewed by the middleware from the refresh cookie.
+
+Errors: raise `backend.core.errors.ApiError(status, "snake_code")`; add your codes' Korean and
+English texts with `backend.core.messages.register_messages({...})`. Service errors
+(`backend.services.errors`) are mapped to their status by the app's handlers.
+Readiness: add `async () -> bool` checks to `app.state.readiness_checks["name"]` (GET /readyz).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+
+from backend.api import cookies
+from backend.core.errors import ApiError
+from backend.core.security import API_TOKEN_PREFIX, same_secret
+from backend.db.client import Db
+from backend.services import auth
+from backend.services.errors import InvalidAccessToken
+from kovr.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_db(request: Request) -> Db:
+    return request.app.state.db  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbDep = Annotated[Db, Depends(get_db)]
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    user: dict[str, Any]
+    via: Literal["jwt", "api_token", "cookie"]
+    family_id: str | None = None  # the sign-in (refresh-token family) of a JWT or cookie session
+
+
+def csrf_token(request: Request) -> str:
+    """The browser's CSRF token, to render into forms and htmx headers."""
+    return str(getattr(request.state, "csrf_token", ""))
+
+
+async def _submitted_csrf(request: Request) -> str:
+    header = request.headers.get(cookies.CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()  # Starlette caches the parsed form; the route sees it too
+        value = form.get(cookies.CSRF_FORM_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def verify_csrf(request: Request) -> None:
+    """Double-submit check: the csrf cookie must come back in the header or form field."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = request.cookies.get(cookies.CSRF_COOKIE, "")
+    submitted = await _submitted_csrf(request)
+    if not expected or not submitted or not same_secret(expected, submitted):
+        raise ApiError(403, "csrf_failed")
+
+
+CsrfProtected = Depends(verify_csrf)
+
+
+async def _authenticate(request: Request, db: Db, settings: Settings) -> AuthContext | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 4096:
+            raise ApiError(401, "invalid_token", headers=_BEARER_CHALLENGE)
+        if token.startswith(API_TOKEN_PREFIX):
+            return AuthContext(await auth.user_from_api_token(db=db, token=token), "api_token")
+        user, family = await auth.session_from_access_token(db=db, settings=settings, token=token)
+        return AuthContext(user, "jwt", family)
+    cookie = getattr(request.state, "session_access_token", None) or request.cookies.get(
+        cookies.ACCESS_COOKIE
+    )
+    if not isinstance(cookie, str) or not cookie:
+        return None
+    try:
+        user, family = await auth.session_from_access_token(db=db, settings=settings, token=cookie)
+    except InvalidAccessToken:
+        return None  # a stale cookie is simply "not signed in"
+    await verify_csrf(request)
+    return AuthContext(user, "cookie", family)
+
+
+def _remember(request: Request, ctx: AuthContext) -> None:
+    request.state.user_id = str(ctx.user["_id"])  # for the request log line
+    request.state.auth_via = ctx.via
+
+
+# For the OpenAPI schema only (/docs "Authorize": password login or a pasted JWT / kovr_ token);
+# the header itself is read and checked in _authenticate.
+_password_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+_bearer_scheme = HTTPBearer(auto_error=False, description="JWT access token or personal API token (kovr_...)")
+
+
+async def get_auth(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    _password: Annotated[str | None, Depends(_password_scheme)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> AuthContext:
+    ctx = await _authenticate(request, db, settings)
+    if ctx is None:
+        raise ApiError(401, "not_authenticated", headers=_BEARER_CHALLENGE)
+    _remember(request, ctx)
+    return ctx
+
+
+async def get_current_user(ctx: Annotated[AuthContext, Depends(get_auth)]) -> dict[str, Any]:
+    return ctx.user
+
+
+async def get_optional_user(request: Request, db: DbDep, settings: SettingsDep) -> dict[str, Any] | None:
+    """For pages: the user or None. Does not check CSRF for GETs; unsafe methods still need it."""
+    try:
+        ctx = await _authenticate(request, db, settings)
+    except (ApiError, InvalidAccessToken):
+        return None
+    if ctx is not None:
+        _remember(request, ctx)
+    return None if ctx is None else ctx.user
+
+
+CurrentAuth = Annotated[AuthContext, Depends(get_auth)]
+CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
+OptionalUser = Annotated[dict[str, Any] | None, Depends(get_optional_user)]

@@ -1,0 +1,21 @@
+"""Every router of the app. To add yours, import it and append one line to ROUTERS.
+
+Each entry is (router, prefix): API routers use API_PREFIX ("/api/v1"); pages and the
+OpenAI-compatible API use their own ("" or "/v1"). Routers are included in this order.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.api.routes import auth, conversations, health, tokens, users
+
+API_PREFIX = "/api/v1"
+
+ROUTERS: list[tuple[APIRouter, str]] = [
+    (health.router, ""),
+    (auth.router, API_PREFIX),
+    (users.router, API_PREFIX),
+    (tokens.router, API_PREFIX),
+    (conversations.router, API_PREFIX),
+]

@@ -1,0 +1,99 @@
+"""The FastAPI application: `create_app(settings)`.
+
+Lifespan: open the AsyncMongoClient (app.state.db), apply pending migrations, then the chat
+part's own start-up (`backend.chat.lifespan.startup(app, settings)`, if that module exists; it puts
+the model client on app.state) and, on the way out, its `shutdown(app)` before the client closes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pymongo.errors import PyMongoError
+
+from backend.api.middleware import (
+    BodyLimitMiddleware,
+    BrowserSessionMiddleware,
+    RequestLogMiddleware,
+    SecurityHeadersMiddleware,
+)
+from backend.api.routes import ROUTERS
+from backend.core.errors import install_error_handlers
+from backend.core.secrets import ensure_jwt_secret
+from backend.db.client import Db, open_client
+from backend.db.migrate import apply_migrations
+from kovr import __version__
+from kovr.settings import Settings
+
+log = logging.getLogger("kovr.app")
+CHAT_LIFESPAN = "backend.chat.lifespan"
+
+
+def _chat_hooks() -> Any | None:
+    if importlib.util.find_spec("backend.chat") is None or importlib.util.find_spec(CHAT_LIFESPAN) is None:
+        return None
+    return importlib.import_module(CHAT_LIFESPAN)
+
+
+async def _migrate(db: Db) -> None:
+    try:
+        report = await apply_migrations(db)
+    except PyMongoError as exc:
+        # One clear line instead of a driver traceback; the URI is not printed (it may hold a password).
+        raise RuntimeError(
+            f"database not reachable (KOVR_MONGODB_URI / embedded): {type(exc).__name__}"
+        ) from None
+    if report.changed:
+        log.warning("edited migrations already applied: %s", ", ".join(report.changed))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    assert settings.mongodb_uri is not None
+    client = open_client(settings.mongodb_uri.get_secret_value())
+    try:
+        app.state.db = client[settings.mongodb_db]
+        await _migrate(app.state.db)
+        hooks = _chat_hooks()
+        if hooks is not None:
+            await hooks.startup(app, settings)
+        try:
+            yield
+        finally:
+            if hooks is not None:
+                await hooks.shutdown(app)
+    finally:
+        app.state.db = None
+        await client.close()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app for these settings; they must name a database (`kovr serve` starts the embedded one)."""
+    if settings.mongodb_uri is None:
+        raise RuntimeError("create_app needs settings.mongodb_uri (kovr serve starts the embedded database)")
+    settings = ensure_jwt_secret(settings)
+    app = FastAPI(
+        title="KoVR",
+        version=__version__,
+        lifespan=lifespan,
+        description='한국어 LLM 채팅 API (Korean LLM chat). Errors: {"error": {"code", "message"}}.',
+    )
+    app.state.settings = settings
+    app.state.db = None
+    app.state.readiness_checks = {}
+    install_error_handlers(app)
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)
+    # Added innermost first: log → security headers → body limit → browser session → routes.
+    app.add_middleware(BrowserSessionMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_image_bytes + 1024 * 1024)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestLogMiddleware)
+    return app

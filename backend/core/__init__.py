@@ -1,0 +1,1 @@
+"""Infrastructure shared by the backend: security, errors, text limits, logging, time."""

@@ -1,0 +1,67 @@
+"""Repository: users. Emails are stored lower-cased and NFC; unique index `email_unique`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from backend.core.clock import utcnow
+from backend.db.client import Db
+
+Role = Literal["user", "admin"]
+
+
+class EmailTaken(Exception):
+    pass
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def create_user(
+    *, db: Db, email: str, password_hash: str, display_name: str, role: Role = "user"
+) -> dict[str, Any]:
+    now = utcnow()
+    doc: dict[str, Any] = {
+        "email": normalise_email(email),
+        "password_hash": password_hash,
+        "display_name": display_name,
+        "role": role,
+        "disabled": False,
+        "created_at": now,
+        "updated_at": now,
+        "password_changed_at": now,
+    }
+    try:
+        result = await db.users.insert_one(doc)
+    except DuplicateKeyError:
+        raise EmailTaken(email) from None
+    doc["_id"] = result.inserted_id
+    return doc
+
+
+async def get_user(*, db: Db, user_id: ObjectId) -> dict[str, Any] | None:
+    return await db.users.find_one({"_id": user_id})
+
+
+async def get_user_by_email(*, db: Db, email: str) -> dict[str, Any] | None:
+    return await db.users.find_one({"email": normalise_email(email)})
+
+
+async def update_user(*, db: Db, user_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
+    allowed = {k: v for k, v in changes.items() if k in {"display_name", "disabled", "role"}}
+    return await db.users.find_one_and_update(
+        {"_id": user_id}, {"$set": {**allowed, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
+    )
+
+
+async def set_password_hash(*, db: Db, user_id: ObjectId, password_hash: str) -> None:
+    now = utcnow()
+    await db.users.update_one(
+        {"_id": user_id},
+        {"$set": {"password_hash": password_hash, "password_changed_at": now, "updated_at": now}},
+    )

@@ -1,0 +1,93 @@
+"""Conversations and their messages as clients see them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from backend.core.text import Title
+from backend.schemas.common import public_value
+
+DEFAULT_TITLE = "새 대화"
+
+
+class ConversationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Title = DEFAULT_TITLE
+
+
+class ConversationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: Title
+
+
+class ConversationPublic(BaseModel):
+    id: str
+    title: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    model: dict[str, Any] | None = None
+    message_count: int = 0
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> ConversationPublic:
+        return cls(
+            id=str(doc["_id"]),
+            title=doc["title"],
+            created_at=doc["created_at"],
+            updated_at=doc["updated_at"],
+            model=public_value(doc.get("model")),
+            message_count=doc.get("message_count", 0),
+        )
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationPublic]
+    next_cursor: str | None = None
+
+
+# Optional message fields the chat engine stores and clients may see; extend with .add(...).
+MESSAGE_EXTRA_FIELDS: set[str] = {
+    "parameters",
+    "finish_reason",
+    "generated_tokens",
+    "prompt_tokens",
+    "time_to_first_token_ms",
+    "duration_ms",
+    "feedback",
+    "error",
+    "alternatives",
+    "model",
+}
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    conversation_id: str
+    role: str
+    content: str
+    status: str
+    image_ids: list[str]
+    created_at: dt.datetime
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> MessagePublic:
+        extra = {k: public_value(doc[k]) for k in MESSAGE_EXTRA_FIELDS if doc.get(k) is not None}
+        return cls(
+            id=str(doc["_id"]),
+            conversation_id=str(doc["conversation_id"]),
+            role=doc["role"],
+            content=doc["content"],
+            status=doc["status"],
+            image_ids=[str(i) for i in doc.get("image_ids", [])],
+            created_at=doc["created_at"],
+            **extra,
+        )
+
+
+class MessagePage(BaseModel):
+    items: list[MessagePublic]
+    next_cursor: str | None = None

@@ -1,0 +1,50 @@
+"""Users: sign-up, profile update, password change, public view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, StringConstraints
+
+from backend.core.text import DisplayName, Password, nfc
+
+Email = Annotated[
+    EmailStr, BeforeValidator(nfc), StringConstraints(max_length=254), AfterValidator(lambda v: v.lower())
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: Email
+    password: Password
+    display_name: DisplayName
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: DisplayName | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: Annotated[str, BeforeValidator(nfc), StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class UserPublic(BaseModel):
+    id: str
+    email: str
+    display_name: str
+    role: Literal["user", "admin"] = "user"
+    created_at: dt.datetime
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> UserPublic:
+        return cls(
+            id=str(doc["_id"]),
+            email=doc["email"],
+            display_name=doc["display_name"],
+            role=doc.get("role", "user"),
+            created_at=doc["created_at"],
+        )

@@ -1,0 +1,1 @@
+"""Use cases shared by the API routes and the server-rendered pages (no HTTP types here)."""

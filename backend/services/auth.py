@@ -1,0 +1,256 @@
+"""Accounts and sessions, for the API routes and the server-rendered pages alike.
+
+    user = await signup(db=db, email=..., password=..., display_name=...)
+    user = await authenticate(db=db, settings=settings, email=..., password=..., client_ip=ip)
+    tokens = await issue_session_tokens(db=db, settings=settings, user=user)
+    user, tokens = await rotate_refresh(db=db, settings=settings, refresh_token=...)
+    await logout(db=db, refresh_token=...)
+
+Errors are the classes in backend.services.errors; the API maps them to its error shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+
+from backend.core import security
+from backend.core.clock import as_utc, utcnow
+from backend.core.secrets import jwt_key
+from backend.db import api_tokens, refresh_tokens, users
+from backend.db.client import Db
+from backend.db.ids import parse_id
+from backend.services import ratelimit
+from backend.services.errors import (
+    AccountDisabled,
+    EmailAlreadyUsed,
+    InvalidAccessToken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RefreshTokenReused,
+    WrongPassword,
+)
+from kovr.settings import Settings
+
+
+@dataclass(frozen=True)
+class SessionTokens:
+    access_token: str
+    expires_in: int
+    refresh_token: str | None  # None when a browser tab reused a just-rotated cookie (grace window)
+    family_id: str
+
+
+async def signup(
+    *, db: Db, email: str, password: str, display_name: str, role: users.Role = "user"
+) -> dict[str, Any]:
+    password_hash = await security.hash_password(password)
+    try:
+        return await users.create_user(
+            db=db, email=email, password_hash=password_hash, display_name=display_name, role=role
+        )
+    except users.EmailTaken:
+        raise EmailAlreadyUsed(email) from None
+
+
+async def authenticate(
+    *, db: Db, settings: Settings, email: str, password: str, client_ip: str | None
+) -> dict[str, Any]:
+    """Check a password login; the same error whether or not the email exists, rate limited."""
+    await ratelimit.check_login_allowed(db=db, settings=settings, email=email, client_ip=client_ip)
+    user = await users.get_user_by_email(db=db, email=email)
+    if user is None:
+        await security.burn_password_check(password)  # same cost as a real check: no account probing
+        ok = False
+    else:
+        ok = await security.verify_password(password, user["password_hash"])
+    if not ok or user is None:
+        await ratelimit.record_login_failure(db=db, settings=settings, email=email, client_ip=client_ip)
+        raise InvalidCredentials()
+    if user.get("disabled"):
+        raise AccountDisabled()
+    await ratelimit.record_login_success(db=db, email=email)
+    return user
+
+
+def _access_token(settings: Settings, user_id: ObjectId, family_id: str | None = None) -> tuple[str, int]:
+    # `fam` ties the access token to its sign-in, so a password change can keep this session alive.
+    return security.create_access_token(
+        str(user_id),
+        secret=jwt_key(settings),
+        algorithm=settings.jwt_algorithm,
+        minutes=settings.access_token_minutes,
+        extra={"fam": family_id} if family_id else None,
+    )
+
+
+async def _new_refresh(
+    *, db: Db, settings: Settings, user_id: ObjectId, family_id: str, client: str | None = None
+) -> tuple[str, ObjectId]:
+    token = security.random_token(32)
+    expires = utcnow() + dt.timedelta(days=settings.refresh_token_days)
+    token_id = await refresh_tokens.insert_refresh_token(
+        db=db,
+        user_id=user_id,
+        token_hash=security.sha256_hex(token),
+        family_id=family_id,
+        expires_at=expires,
+        client=client,
+    )
+    return token, token_id
+
+
+async def issue_session_tokens(
+    *, db: Db, settings: Settings, user: dict[str, Any], client: str | None = None
+) -> SessionTokens:
+    """A new sign-in: a fresh refresh-token family and an access token."""
+    family_id = uuid.uuid4().hex
+    refresh, _ = await _new_refresh(
+        db=db, settings=settings, user_id=user["_id"], family_id=family_id, client=client
+    )
+    access, expires_in = _access_token(settings, user["_id"], family_id)
+    return SessionTokens(access, expires_in, refresh, family_id)
+
+
+async def rotate_refresh(
+    *, db: Db, settings: Settings, refresh_token: str, grace_s: int = 0
+) -> tuple[dict[str, Any], SessionTokens]:
+    """Trade a refresh token for a new pair; a second use of the same token revokes its family.
+
+    `grace_s` (browser cookies only): a reuse within that many seconds of the rotation is taken
+    as two tabs racing, and gets an access token without a new refresh token instead of a revocation.
+    """
+    token_hash = security.sha256_hex(refresh_token)
+    now = utcnow()
+    claimed = await refresh_tokens.claim_refresh_token(db=db, token_hash=token_hash, now=now)
+    if claimed is None:
+        return await _refused_refresh(
+            db=db, settings=settings, token_hash=token_hash, now=now, grace_s=grace_s
+        )
+    user = await _active_user(db, claimed["user_id"])
+    if user is None:
+        await refresh_tokens.revoke_family(db=db, family_id=claimed["family_id"])
+        raise InvalidRefreshToken()
+    refresh, new_id = await _new_refresh(
+        db=db,
+        settings=settings,
+        user_id=user["_id"],
+        family_id=claimed["family_id"],
+        client=claimed.get("client"),
+    )
+    await refresh_tokens.set_replaced_by(db=db, token_id=claimed["_id"], successor_id=new_id)
+    access, expires_in = _access_token(settings, user["_id"], claimed["family_id"])
+    return user, SessionTokens(access, expires_in, refresh, claimed["family_id"])
+
+
+async def _refused_refresh(
+    *, db: Db, settings: Settings, token_hash: str, now: dt.datetime, grace_s: int
+) -> tuple[dict[str, Any], SessionTokens]:
+    doc = await refresh_tokens.find_refresh_token(db=db, token_hash=token_hash)
+    if doc is None or doc.get("revoked") or as_utc(doc["expires_at"]) <= now or doc.get("used_at") is None:
+        raise InvalidRefreshToken()
+    if grace_s and (now - as_utc(doc["used_at"])).total_seconds() <= grace_s:
+        user = await _active_user(db, doc["user_id"])
+        if user is not None:
+            access, expires_in = _access_token(settings, user["_id"], doc["family_id"])
+            return user, SessionTokens(access, expires_in, None, doc["family_id"])
+    # A rotated token came back: someone holds a copy. End the whole sign-in.
+    await refresh_tokens.revoke_family(db=db, family_id=doc["family_id"])
+    raise RefreshTokenReused()
+
+
+async def _active_user(db: Db, user_id: ObjectId) -> dict[str, Any] | None:
+    user = await users.get_user(db=db, user_id=user_id)
+    return None if user is None or user.get("disabled") else user
+
+
+async def logout(*, db: Db, refresh_token: str | None) -> None:
+    """End the sign-in that this refresh token belongs to (its whole family); unknown tokens are ignored."""
+    if not refresh_token:
+        return
+    doc = await refresh_tokens.find_refresh_token(db=db, token_hash=security.sha256_hex(refresh_token))
+    if doc is not None:
+        await refresh_tokens.revoke_family(db=db, family_id=doc["family_id"])
+
+
+async def logout_access_token(*, db: Db, settings: Settings, token: str) -> None:
+    """End the sign-in an access token belongs to; invalid tokens and API tokens are ignored."""
+    try:
+        _, family = await session_from_access_token(db=db, settings=settings, token=token)
+    except InvalidAccessToken:
+        return
+    if family is not None:
+        await refresh_tokens.revoke_family(db=db, family_id=family)
+
+
+async def family_of(*, db: Db, refresh_token: str | None) -> str | None:
+    if not refresh_token:
+        return None
+    doc = await refresh_tokens.find_refresh_token(db=db, token_hash=security.sha256_hex(refresh_token))
+    return None if doc is None else doc["family_id"]
+
+
+async def change_password(
+    *, db: Db, user: dict[str, Any], current_password: str, new_password: str, keep_family: str | None = None
+) -> None:
+    """Set a new password and end every other sign-in (all refresh families but `keep_family`)."""
+    if not await security.verify_password(current_password, user["password_hash"]):
+        raise WrongPassword()
+    await users.set_password_hash(
+        db=db, user_id=user["_id"], password_hash=await security.hash_password(new_password)
+    )
+    await refresh_tokens.revoke_user_tokens(db=db, user_id=user["_id"], keep_family=keep_family)
+
+
+async def user_from_access_token(*, db: Db, settings: Settings, token: str) -> dict[str, Any]:
+    user, _ = await session_from_access_token(db=db, settings=settings, token=token)
+    return user
+
+
+async def session_from_access_token(
+    *, db: Db, settings: Settings, token: str
+) -> tuple[dict[str, Any], str | None]:
+    """The user of a valid access token, and the sign-in (refresh family) it belongs to."""
+    try:
+        claims = security.decode_access_token(
+            token, secret=jwt_key(settings), algorithm=settings.jwt_algorithm
+        )
+    except security.TokenError:
+        raise InvalidAccessToken() from None
+    user_id = parse_id(claims["sub"])
+    user = None if user_id is None else await _active_user(db, user_id)
+    if user is None:
+        raise InvalidAccessToken()
+    family = claims.get("fam")
+    if isinstance(family, str):
+        # Logging out or a password change revokes the family: its access tokens stop at once too.
+        if not await refresh_tokens.family_active(db=db, family_id=family):
+            raise InvalidAccessToken()
+        return user, family
+    changed = user.get("password_changed_at")
+    # A token without a sign-in stops working at a password change (iat has second precision).
+    if changed is not None and int(claims.get("iat", 0)) < int(as_utc(changed).timestamp()):
+        raise InvalidAccessToken()
+    return user, None
+
+
+async def create_api_token(*, db: Db, user: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+    """A new personal token; the full value is returned here once and stored only as sha256."""
+    token = security.new_api_token()
+    doc = await api_tokens.create_api_token(
+        db=db, user_id=user["_id"], name=name, prefix=token[:12], token_hash=security.sha256_hex(token)
+    )
+    return doc, token
+
+
+async def user_from_api_token(*, db: Db, token: str) -> dict[str, Any]:
+    doc = await api_tokens.find_active_token(db=db, token_hash=security.sha256_hex(token))
+    user = None if doc is None else await _active_user(db, doc["user_id"])
+    if doc is None or user is None:
+        raise InvalidAccessToken()
+    await api_tokens.touch_api_token(db=db, token_id=doc["_id"])
+    return user

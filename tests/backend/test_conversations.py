@@ -1,0 +1,171 @@
+"""Conversations: CRUD, newest-first cursor pagination, messages listing, and isolation between users."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import httpx
+from bson import ObjectId
+
+from backend.db import conversations as conv_repo
+from backend.db import messages as msg_repo
+from tests.backend.conftest import LiveServer, MakeClient, signup_and_login
+
+
+async def _create(client: httpx.AsyncClient, title: str) -> dict:
+    resp = await client.post("/api/v1/conversations", json={"title": title})
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+async def test_crud(client: httpx.AsyncClient, live: LiveServer) -> None:
+    await signup_and_login(client)
+    default = await client.post("/api/v1/conversations", json={})
+    assert default.status_code == 201 and default.json()["title"] == "새 대화"
+    conv = await _create(client, unicodedata.normalize("NFD", "  오늘의 질문  "))
+    assert conv["title"] == "오늘의 질문"  # NFC and trimmed
+    assert set(conv) == {"id", "title", "created_at", "updated_at", "model", "message_count"}
+
+    got = await client.get(f"/api/v1/conversations/{conv['id']}")
+    assert got.status_code == 200 and got.json()["title"] == "오늘의 질문"
+    renamed = await client.patch(f"/api/v1/conversations/{conv['id']}", json={"title": "새 이름"})
+    assert renamed.status_code == 200 and renamed.json()["title"] == "새 이름"
+    assert renamed.json()["updated_at"] >= conv["updated_at"]
+
+    oid, user_oid = (
+        ObjectId(conv["id"]),
+        (await live.db.conversations.find_one({"_id": ObjectId(conv["id"])}))["user_id"],
+    )
+    await msg_repo.create_message(
+        db=live.db, conversation_id=oid, user_id=user_oid, role="user", content="안녕"
+    )
+    await live.db.images.insert_one({"conversation_id": oid, "user_id": user_oid, "sha256": "x"})
+    assert (await client.delete(f"/api/v1/conversations/{conv['id']}")).status_code == 204
+    assert (await client.get(f"/api/v1/conversations/{conv['id']}")).status_code == 404
+    assert await live.db.messages.count_documents({"conversation_id": oid}) == 0
+    assert await live.db.images.count_documents({"conversation_id": oid}) == 0
+    assert (await client.delete(f"/api/v1/conversations/{conv['id']}")).status_code == 404
+
+
+async def test_bad_conversation_inputs(client: httpx.AsyncClient) -> None:
+    await signup_and_login(client)
+    conv = await _create(client, "제목")
+    for body in (
+        {"title": ""},
+        {"title": "   "},
+        {"title": "가" * 201},
+        {"title": 5},
+        {"title": "a\nb"},
+        {"title": "ok", "user_id": "x"},
+    ):
+        assert (await client.post("/api/v1/conversations", json=body)).status_code == 422, body
+        assert (await client.patch(f"/api/v1/conversations/{conv['id']}", json=body)).status_code == 422, body
+    assert (await client.patch(f"/api/v1/conversations/{conv['id']}", json={})).status_code == 422
+    for bad_id in ("nope", "0" * 24, "%20"):
+        resp = await client.get(f"/api/v1/conversations/{bad_id}")
+        assert resp.status_code == 404
+        assert resp.json()["error"] == {
+            "code": "conversation_not_found",
+            "message": "대화를 찾을 수 없습니다.",
+        }
+    for query in ("limit=0", "limit=101", "limit=abc", "cursor=@@@", "cursor=" + "a" * 300):
+        resp = await client.get(f"/api/v1/conversations?{query}")
+        assert resp.status_code == 422, query
+        assert resp.json()["error"]["code"] in {"validation_error", "invalid_cursor"}
+
+
+async def test_pagination_newest_first_without_gaps(client: httpx.AsyncClient, live: LiveServer) -> None:
+    await signup_and_login(client)
+    made = [await _create(client, f"대화 {i}") for i in range(7)]
+    # Touching the oldest one moves it to the top.
+    await conv_repo.touch_conversation(
+        db=live.db,
+        user_id=(await live.db.conversations.find_one({"_id": ObjectId(made[0]["id"])}))["user_id"],
+        conversation_id=ObjectId(made[0]["id"]),
+        added_messages=1,
+    )
+    expected = [made[0]["id"]] + [c["id"] for c in reversed(made[1:])]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/api/v1/conversations", params=params)).json()
+        seen += [c["id"] for c in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == expected
+    assert pages == 3
+
+
+async def test_messages_listing_oldest_first_with_cursor(client: httpx.AsyncClient, live: LiveServer) -> None:
+    me = await signup_and_login(client)
+    conv = await _create(client, "메시지")
+    oid, uid = ObjectId(conv["id"]), ObjectId(me["id"])
+    contents = [f"메시지 {i}" for i in range(5)]
+    for i, text in enumerate(contents):
+        await msg_repo.create_message(
+            db=live.db,
+            conversation_id=oid,
+            user_id=uid,
+            role="user" if i % 2 == 0 else "assistant",
+            content=text,
+            extra={"generated_tokens": 3} if i % 2 else None,
+        )
+    first = (await client.get(f"/api/v1/conversations/{conv['id']}/messages", params={"limit": 3})).json()
+    rest = (
+        await client.get(
+            f"/api/v1/conversations/{conv['id']}/messages",
+            params={"limit": 3, "cursor": first["next_cursor"]},
+        )
+    ).json()
+    items = first["items"] + rest["items"]
+    assert [m["content"] for m in items] == contents
+    assert rest["next_cursor"] is None
+    assert {"id", "conversation_id", "role", "content", "status", "image_ids", "created_at"} <= set(items[0])
+    assert items[1]["generated_tokens"] == 3 and "user_id" not in items[1]
+
+
+async def test_user_isolation(make_client: MakeClient, live: LiveServer) -> None:
+    alice, bob = await make_client(), await make_client()
+    a = await signup_and_login(alice)
+    await signup_and_login(bob)
+    conv = await _create(alice, "앨리스의 비밀")
+    await msg_repo.create_message(
+        db=live.db,
+        conversation_id=ObjectId(conv["id"]),
+        user_id=ObjectId(a["id"]),
+        role="user",
+        content="비밀",
+    )
+    url = f"/api/v1/conversations/{conv['id']}"
+    for method, path, body in (
+        ("GET", url, None),
+        ("PATCH", url, {"title": "hacked"}),
+        ("DELETE", url, None),
+        ("GET", f"{url}/messages", None),
+    ):
+        resp = await bob.request(method, path, json=body)
+        assert resp.status_code == 404, (method, path)
+        assert resp.json()["error"]["code"] == "conversation_not_found"
+    await _create(bob, "밥의 대화")
+    bob_titles = [c["title"] for c in (await bob.get("/api/v1/conversations")).json()["items"]]
+    assert bob_titles == ["밥의 대화"]
+    alice_view = await alice.get(url)
+    assert alice_view.status_code == 200 and alice_view.json()["title"] == "앨리스의 비밀"
+    assert len((await alice.get(f"{url}/messages")).json()["items"]) == 1
+
+
+async def test_unauthenticated_requests_are_401(client: httpx.AsyncClient) -> None:
+    for method, path in (
+        ("GET", "/api/v1/conversations"),
+        ("POST", "/api/v1/conversations"),
+        ("GET", "/api/v1/tokens"),
+        ("GET", "/api/v1/users/me"),
+    ):
+        resp = await client.request(method, path, json={} if method == "POST" else None)
+        assert resp.status_code == 401
+        assert resp.json()["error"]["code"] == "not_authenticated"
+        assert resp.headers["www-authenticate"] == "Bearer"

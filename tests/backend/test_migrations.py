@@ -1,0 +1,125 @@
+"""Migrations: fresh → all applied; again → nothing; concurrent runners apply each once; edits reported."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.db.client import Db, open_client
+from backend.db.migrate import LOCK_COLLECTION, MigrationError, apply_migrations, discover, migration_status
+
+SLOW_MIGRATION = """
+import asyncio
+
+async def up(db):
+    await db.counters.update_one({"_id": "{name}"}, {"$inc": {"runs": 1}}, upsert=True)
+    await asyncio.sleep(0.3)  # long enough for a second runner to arrive while this one holds the lock
+"""
+
+
+@pytest.fixture
+async def fresh_db(mongo_uri: str) -> AsyncIterator[Db]:
+    client = open_client(mongo_uri)
+    yield client[f"migr_{uuid.uuid4().hex[:10]}"]
+    await client.close()
+
+
+@pytest.fixture
+def migration_package(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A throw-away migrations package with two slow, counting migrations."""
+    name = f"kovr_test_migrations_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    for stem in ("0001_first", "0002_second"):
+        (folder / f"{stem}.py").write_text(textwrap.dedent(SLOW_MIGRATION).replace("{name}", stem))
+    (folder / "helpers.py").write_text("# not a migration: no number\n")
+    sys.path.insert(0, str(tmp_path))
+    yield name, folder
+    sys.path.remove(str(tmp_path))
+
+
+async def test_fresh_database_gets_everything_then_nothing(fresh_db: Db) -> None:
+    names = [m.name for m in discover()]
+    assert names[0] == "0001_initial" and names == sorted(names)
+    first = await apply_migrations(fresh_db)
+    assert first.applied == names and first.changed == []
+    expected = {
+        "users",
+        "refresh_tokens",
+        "api_tokens",
+        "conversations",
+        "messages",
+        "images",
+        "feedback",
+        "login_attempts",
+    }
+    assert expected <= set(await fresh_db.list_collection_names())
+    users_indexes = await fresh_db.users.index_information()
+    assert users_indexes["email_unique"]["unique"] is True
+    ttl = await fresh_db.refresh_tokens.index_information()
+    assert ttl["expires_ttl"]["expireAfterSeconds"] == 0
+    recorded = await fresh_db["_migrations"].find_one({"_id": "0001_initial"})
+    assert recorded is not None and len(recorded["checksum"]) == 64
+
+    second = await apply_migrations(fresh_db)
+    assert second.applied == [] and second.already == names
+
+
+async def test_concurrent_runners_apply_each_migration_once(
+    mongo_uri: str, migration_package: tuple[str, Path]
+) -> None:
+    package, _ = migration_package
+    migrations = discover(package)
+    assert [m.name for m in migrations] == ["0001_first", "0002_second"]
+    db_name = f"migr_{uuid.uuid4().hex[:10]}"
+    clients = [open_client(mongo_uri) for _ in range(3)]
+    try:
+        reports = await asyncio.gather(
+            *(apply_migrations(c[db_name], migrations=migrations) for c in clients)
+        )
+        applied = sorted(name for r in reports for name in r.applied)
+        assert applied == ["0001_first", "0002_second"]
+        runs = {d["_id"]: d["runs"] async for d in clients[0][db_name].counters.find({})}
+        assert runs == {"0001_first": 1, "0002_second": 1}
+    finally:
+        for c in clients:
+            await c.close()
+
+
+async def test_edited_applied_migration_is_reported(
+    fresh_db: Db, migration_package: tuple[str, Path]
+) -> None:
+    package, folder = migration_package
+    await apply_migrations(fresh_db, migrations=discover(package))
+    path = folder / "0001_first.py"
+    path.write_text(path.read_text() + "\n# edited after it was applied\n")
+    status = await migration_status(fresh_db, discover(package))
+    assert status.changed == ["0001_first"]
+    report = await apply_migrations(fresh_db, migrations=discover(package))
+    assert report.applied == [] and report.changed == ["0001_first"]
+
+
+async def test_stale_lock_is_taken_over_and_live_lock_waits(fresh_db: Db, migration_package: Any) -> None:
+    package, _ = migration_package
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    await fresh_db[LOCK_COLLECTION].insert_one(
+        {"_id": "migrations", "owner": "crashed", "locked_until": past}
+    )
+    report = await apply_migrations(fresh_db, migrations=discover(package))
+    assert report.applied == ["0001_first", "0002_second"]
+
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    await fresh_db[LOCK_COLLECTION].update_one(
+        {"_id": "migrations"}, {"$set": {"owner": "alive", "locked_until": future}}
+    )
+    with pytest.raises(MigrationError, match="lock"):
+        await apply_migrations(fresh_db, migrations=discover(package), wait_s=0.5)

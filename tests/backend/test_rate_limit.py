@@ -1,0 +1,70 @@
+"""Sign-in rate limiting per account and per client address: 429 with Retry-After."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.backend.conftest import signup_and_login
+
+WINDOW_S = 120
+
+
+@pytest.fixture(scope="module")
+def server_overrides() -> dict[str, Any]:
+    return {"login_rate_limit": 3, "login_rate_limit_address": 6, "login_rate_window_s": WINDOW_S}
+
+
+async def _login(
+    client: httpx.AsyncClient, email: str, password: str, ip: str | None = None
+) -> httpx.Response:
+    return await client.post("/api/v1/auth/token", data={"username": email, "password": password})
+
+
+async def test_account_is_limited_after_failures(client: httpx.AsyncClient, live: Any) -> None:
+    user = await signup_and_login(client)
+    for _ in range(3):
+        assert (await _login(client, user["email"], "wrong-password")).status_code == 401
+    limited = await _login(client, user["email"].upper(), user["password"])  # even the right password waits
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert "잠시 후" in limited.json()["error"]["message"]
+    retry_after = int(limited.headers["retry-after"])
+    assert 1 <= retry_after <= WINDOW_S
+    # Browser logins share the limit.
+    await client.get("/healthz")
+    form = {
+        "username": user["email"],
+        "password": user["password"],
+        "csrf_token": client.cookies["kovr_csrf"],
+    }
+    assert (await client.post("/api/v1/auth/session", data=form)).status_code == 429
+    # Once the failures leave the window, the account may sign in again.
+    await live.db.login_attempts.delete_many({"key": f"email:{user['email']}"})
+    assert (await _login(client, user["email"], user["password"])).status_code == 200
+
+
+async def test_client_address_is_limited_across_accounts(client: httpx.AsyncClient, live: Any) -> None:
+    await live.db.login_attempts.delete_many({})
+    for _ in range(6):
+        resp = await _login(client, f"nobody-{uuid.uuid4().hex[:8]}@example.com", "wrong-password")
+        assert resp.status_code == 401
+    resp = await _login(client, f"someone-{uuid.uuid4().hex[:8]}@example.com", "wrong-password")
+    assert resp.status_code == 429
+    assert int(resp.headers["retry-after"]) >= 1
+    await live.db.login_attempts.delete_many({})
+
+
+async def test_success_resets_the_account_count(client: httpx.AsyncClient, live: Any) -> None:
+    await live.db.login_attempts.delete_many({})
+    user = await signup_and_login(client)
+    for _ in range(2):
+        assert (await _login(client, user["email"], "wrong-password")).status_code == 401
+    assert (await _login(client, user["email"], user["password"])).status_code == 200
+    for _ in range(2):
+        assert (await _login(client, user["email"], "wrong-password")).status_code == 401
+    assert (await _login(client, user["email"], user["password"])).status_code == 200
+    await live.db.login_attempts.delete_many({})

@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     max_total_tokens: int = Field(default=2048, ge=2)
     max_new_tokens_limit: int = Field(default=1024, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
+    # Benchmarks only: never end on EOS, so every request decodes exactly max_new_tokens.
+    ignore_eos: bool = False
 
     # --- data --------------------------------------------------------------------------------
     # Korean data beside the repository (absent on a user's clone); demos and CPU runs add it when present.

@@ -1,0 +1,259 @@
+"""The inference engine: token ids in, token ids out, one worker thread, continuous batching.
+
+It knows nothing about text. A request becomes a :class:`Job` (prompt ids or spliced prompt
+embeddings plus resolved sampling parameters). Up to `slots` jobs run at once; each new one is
+prefilled alone and joins the running batch, and every step decodes all running rows in one
+forward pass (see batch.py). Jobs beyond the slots wait; past `max_queue` waiting jobs,
+:meth:`Engine.submit` refuses with :class:`Overloaded`. Cancelling a job (client gone, stop
+sequence found) removes its row before the next step and frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from model_server.batch import BatchCache, Prefill, prefill
+from model_server.loading import LoadedModel
+from model_server.sampling import SamplingParams, choose
+from model_server.wire import FinishReason
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(RuntimeError):
+    """Every slot is busy and the queue is full (TGI: 429, error_type "overloaded")."""
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token; `finish` is set on the job's last token."""
+
+    id: int
+    logprob: float
+    special: bool
+    finish: FinishReason | None = None
+
+
+@dataclass(frozen=True)
+class PrefillEvent:
+    ids: list[int]
+    logprobs: list[float | None]
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    message: str
+
+
+Event = TokenEvent | PrefillEvent | ErrorEvent
+
+
+@dataclass
+class Job:
+    prompt_ids: list[int]
+    params: SamplingParams
+    max_new_tokens: int
+    emit: Callable[[Event], None]
+    prompt_embeds: torch.Tensor | None = None  # [T, hidden] when images were spliced in
+    prefill_logprobs: bool = False
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    queued_at: float = field(default_factory=time.perf_counter)
+    started_at: float | None = None
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+def async_sink(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event]) -> Callable[[Event], None]:
+    """An `emit` callable that hands events from the worker thread to an asyncio queue."""
+
+    def emit(event: Event) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+        except RuntimeError:  # loop closed: the consumer is gone
+            pass
+
+    return emit
+
+
+@dataclass
+class _Row:
+    job: Job
+    generator: torch.Generator
+    generated: list[int] = field(default_factory=list)
+    next_id: int = 0
+    done: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        slots: int,
+        max_queue: int,
+        prefills_per_step: int,
+        threads: int | None = None,
+        ignore_eos: bool = False,
+    ) -> None:
+        self.loaded = loaded
+        self.ignore_eos = ignore_eos  # benchmarks: EOS is masked out, as HF's min_new_tokens does
+        self.threads = threads
+        self.slots = slots
+        self.max_queue = max_queue
+        self.prefills_per_step = prefills_per_step
+        self._eos = loaded.eos_ids
+        self._special = loaded.special_ids
+        self._waiting: deque[Job] = deque()
+        self._rows: list[_Row] = []
+        self._batch = BatchCache()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="kovr-engine", daemon=True)
+
+    # --- public, called from the event loop ---------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            if self._closed:
+                raise Overloaded("Model server is shutting down")
+            if len(self._rows) + len(self._waiting) >= self.slots + self.max_queue:
+                raise Overloaded("Model is overloaded")
+            self._waiting.append(job)
+            self._cond.notify()
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._rows)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- the worker thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        if self.threads:  # set in this thread: OpenMP's thread count does not follow across threads
+            torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            while self._next_work():
+                try:
+                    self._admit()
+                    self._drop_cancelled()
+                    if self._rows:
+                        self._decode_step()
+                except Exception as exc:  # a broken step fails its requests, never the server
+                    log.exception("generation step failed")
+                    self._fail_all(f"Request failed during generation: {exc}")
+
+    def _next_work(self) -> bool:
+        with self._cond:
+            while not self._closed and not self._rows and not self._waiting:
+                self._cond.wait()
+            if self._closed:
+                for job in self._waiting:
+                    job.emit(ErrorEvent("Model server is shutting down"))
+                self._waiting.clear()
+                self._fail_all("Model server is shutting down")
+            return not self._closed
+
+    def _take_waiting(self) -> list[Job]:
+        with self._cond:
+            free = min(self.slots - len(self._rows), self.prefills_per_step)
+            taken: list[Job] = []
+            while self._waiting and len(taken) < free:
+                job = self._waiting.popleft()
+                if not job.cancelled.is_set():
+                    taken.append(job)
+            return taken
+
+    def _admit(self) -> None:
+        for job in self._take_waiting():
+            job.started_at = time.perf_counter()
+            try:
+                row, result = self._prefill(job)
+            except Exception as exc:
+                log.exception("prefill failed")
+                job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
+                continue
+            with self._cond:  # a row joins the batch before its first token is out
+                self._batch.add(result)
+                self._rows.append(row)
+            self._accept(row, result.last_logits.cpu())
+
+    def _prefill(self, job: Job) -> tuple[_Row, Prefill]:
+        device = self.loaded.device
+        if job.prompt_embeds is not None:
+            result = prefill(self.loaded.model, inputs_embeds=job.prompt_embeds.to(device))
+        else:
+            ids = torch.tensor(job.prompt_ids, dtype=torch.long, device=device)
+            result = prefill(self.loaded.model, input_ids=ids, keep_all_logits=job.prefill_logprobs)
+            if job.prefill_logprobs and result.all_logits is not None:
+                job.emit(_prefill_event(job.prompt_ids, result.all_logits))
+        return _Row(job=job, generator=job.params.generator()), result
+
+    def _decode_step(self) -> None:
+        next_ids = torch.tensor([r.next_id for r in self._rows], dtype=torch.long, device=self.loaded.device)
+        logits = self._batch.step(self.loaded.model, next_ids).cpu()  # one device sync per step
+        for i, row in enumerate(self._rows):
+            if not (row.done or row.job.cancelled.is_set()):
+                self._accept(row, logits[i])
+        self._drop_cancelled()
+
+    def _accept(self, row: _Row, logits: torch.Tensor) -> None:
+        """Choose this row's next token, emit it, and finish the row when it should end."""
+        job = row.job
+        if self.ignore_eos:
+            logits = logits.clone()
+            logits[list(self._eos)] = float("-inf")
+        token, logprob = choose(logits, job.params, row.generator, job.prompt_ids, row.generated)
+        row.generated.append(token)
+        row.next_id = token
+        finish = None
+        if token in self._eos:
+            finish = FinishReason.eos_token
+        elif len(row.generated) >= job.max_new_tokens:
+            finish = FinishReason.length
+        row.done = finish is not None
+        job.emit(TokenEvent(id=token, logprob=logprob, special=token in self._special, finish=finish))
+
+    def _drop_cancelled(self) -> None:
+        keep = [i for i, r in enumerate(self._rows) if not (r.done or r.job.cancelled.is_set())]
+        if len(keep) != len(self._rows):
+            with self._cond:
+                self._batch.keep(keep)
+                self._rows = [self._rows[i] for i in keep]
+
+    def _fail_all(self, message: str) -> None:
+        for row in self._rows:
+            if not row.done:
+                row.job.emit(ErrorEvent(message))
+        self._rows = []
+        self._batch = BatchCache()
+
+
+def _prefill_event(prompt_ids: list[int], logits: torch.Tensor) -> PrefillEvent:
+    logprobs = torch.log_softmax(logits, dim=-1)
+    values: list[float | None] = [None]
+    for i in range(1, len(prompt_ids)):
+        values.append(float(logprobs[i - 1, prompt_ids[i]]))
+    return PrefillEvent(ids=list(prompt_ids), logprobs=values)

@@ -1,0 +1,128 @@
+"""`ModelServerProcess`: the model server as a child process of `kovr serve`.
+
+Builds the demo model first when no model is configured and it is missing (with a progress bar),
+starts `python -m kovr model-server` on a free loopback port, waits until /health answers, and
+stops the child on exit. The child gets the parent's model_server settings as KOVR_* variables,
+so both processes agree on limits even when the parent's settings came from the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import httpx
+
+from kovr.settings import Settings
+
+if TYPE_CHECKING:
+    from model_server.demo_model import DemoConfig
+
+# Settings the child must see exactly as the parent has them.
+_FORWARDED = (
+    "model", "model_revision", "adapter", "merge_adapter", "vr_checkpoint", "tgi_upstream_url", "device",
+    "max_concurrent_requests", "max_queue", "max_batch_size", "max_input_tokens", "max_total_tokens",
+    "max_new_tokens_limit", "torch_threads", "ignore_eos", "max_image_bytes", "max_image_pixels", "data_dir",
+    "shared_data_dir", "log_level", "profile",
+)
+
+
+class ModelServerError(RuntimeError):
+    """The model server could not be started; the message says why."""
+
+
+class ModelServerProcess:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host: str = "127.0.0.1",
+        startup_timeout_s: float = 600.0,
+        demo_config: DemoConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.demo_config = demo_config
+        self.host = host
+        self.port = _free_port(host)
+        self.startup_timeout_s = startup_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> Self:
+        self.ensure_model()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "kovr", "model-server", "--host", self.host, "--port", str(self.port)],
+            env={**os.environ, **self._child_env()},
+        )
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def ensure_model(self) -> None:
+        """Build the demo model once when it is what would be served and it is missing."""
+        s = self.settings
+        if s.model or s.vr_checkpoint or s.tgi_upstream_url or (s.demo_model_dir / "config.json").is_file():
+            return
+        from model_server.demo_model import DemoConfig, build_demo_model
+
+        print(f"데모 모델이 없어 새로 만듭니다 (building the demo model into {s.demo_model_dir}) ...", file=sys.stderr)
+        build_demo_model(
+            s.demo_model_dir, shared_data_dir=s.shared_data_dir, config=self.demo_config or DemoConfig(),
+            log=lambda m: print(m, file=sys.stderr),
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+    def _child_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for name in _FORWARDED:
+            value = getattr(self.settings, name)
+            if value is not None:
+                env[f"KOVR_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if (code := self._process.poll()) is not None:
+                raise ModelServerError(f"model server exited with code {code} before it was ready")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise ModelServerError(f"model server not healthy after {self.startup_timeout_s:.0f} s at {self.url}")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+

@@ -1,0 +1,154 @@
+"""Building the tokenizer, the base model (Polyglot-ko or a tiny random GPT-NeoX) and the LoRA wrapper."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune.config import LoraSection, TrainSection
+from finetune.run_config import ModelSection, TinyModelSection
+
+EOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+
+
+@dataclass
+class Runtime:
+    """Where and in which precision a run computes."""
+
+    device: Any  # torch.device
+    dtype: Any  # weights of the base model
+    autocast: Any | None  # autocast dtype (bf16 on GPU) or None
+    gradient_checkpointing: bool
+    mask: str  # "4d" or "varlen" for packed rows
+
+
+def resolve_runtime(device: str, train: TrainSection, attn: str) -> Runtime:
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device is cuda but no CUDA device is available")
+    precision = train.precision
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    checkpointing = train.gradient_checkpointing
+    if checkpointing == "auto":
+        checkpointing = device == "cuda"
+    mask = "varlen" if attn == "flash_attention_2" else "4d"
+    return Runtime(torch.device(device), dtype, dtype if dtype != torch.float32 else None, bool(checkpointing), mask)
+
+
+def resolve_attn(cfg: ModelSection, device: str) -> str:
+    if cfg.attn_implementation != "auto":
+        return cfg.attn_implementation
+    if device == "cuda":
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            return "sdpa"
+    return "sdpa"
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE trained on the data, for tiny models (covers any Hangul via bytes)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS_TOKEN, PAD_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=EOS_TOKEN, bos_token=EOS_TOKEN, pad_token=PAD_TOKEN,
+        unk_token=None, clean_up_tokenization_spaces=False,
+    )
+
+
+def load_tokenizer(cfg: ModelSection) -> Any:
+    from transformers import AutoTokenizer
+
+    assert cfg.name_or_path is not None
+    tok = AutoTokenizer.from_pretrained(
+        cfg.name_or_path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+    )
+    if tok.eos_token_id is None:
+        raise ValueError(f"{cfg.name_or_path}: the tokenizer has no EOS token")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # labels, not the pad id, decide what carries loss
+    return tok
+
+
+def tiny_model(tiny: TinyModelSection, tokenizer: Any, max_positions: int, seed: int) -> Any:
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    config = GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=tiny.hidden_size,
+        num_hidden_layers=tiny.num_layers,
+        num_attention_heads=tiny.num_heads,
+        intermediate_size=tiny.intermediate_size,
+        max_position_embeddings=max(max_positions, 64),
+        rotary_pct=tiny.rotary_pct,
+        use_parallel_residual=True,  # as Polyglot-ko
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return GPTNeoXForCausalLM(config)
+
+
+def load_base_model(path: str, rt: Runtime, attn: str, revision: str | None = None, trust: bool = False) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        path, revision=revision, dtype=rt.dtype, attn_implementation=attn, trust_remote_code=trust
+    )
+
+
+def add_lora(model: Any, lora: LoraSection, rt: Runtime) -> Any:
+    """Freeze the base and wrap it with peft LoRA; checks that target modules exist."""
+    from peft import LoraConfig, get_peft_model
+
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    unknown = [m for m in lora.target_modules + lora.modules_to_save if m not in names]
+    if unknown:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
+        raise ValueError(f"lora: the model has no module named {unknown}; linear layers are {linear}")
+    model.config.use_cache = False
+    if rt.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft takes any number
+        lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
+        modules_to_save=list(lora.modules_to_save) or None, bias=lora.bias, task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def save_base(model: Any, tokenizer: Any, folder: Path) -> None:
+    """The tiny random base is saved with the run so that `kovr merge` can rebuild it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)

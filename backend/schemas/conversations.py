@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from backend.chat.schemas import MessageCreate
 from backend.core.text import Title
 from backend.schemas.common import public_value
 
@@ -16,6 +17,8 @@ DEFAULT_TITLE = "새 대화"
 class ConversationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: Title = DEFAULT_TITLE
+    # With a first message the answer streams back at once (SSE), as POST .../messages does.
+    message: MessageCreate | None = None
 
 
 class ConversationUpdate(BaseModel):

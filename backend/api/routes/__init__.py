@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.routes import auth, conversations, health, tokens, users
+from backend.api.routes import chat, images, messages, openai_compat, pages
 
 API_PREFIX = "/api/v1"
 
@@ -18,4 +19,9 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (users.router, API_PREFIX),
     (tokens.router, API_PREFIX),
     (conversations.router, API_PREFIX),
+    (chat.router, API_PREFIX),
+    (messages.router, API_PREFIX),
+    (images.router, API_PREFIX),
+    (openai_compat.router, ""),
+    (pages.router, ""),
 ]

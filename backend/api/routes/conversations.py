@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from bson import ObjectId
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.api.deps import CurrentUser, DbDep, SettingsDep
 from backend.core.errors import ApiError
@@ -57,14 +57,19 @@ def _check_title(title: str, limit: int) -> None:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=ConversationPublic,
-    responses=error_responses(401, 422),
+    response_model=None,
+    responses={**error_responses(401, 422), 200: {"description": "SSE answer to the first message"}},
 )
 async def create_conversation(
-    body: ConversationCreate, user: CurrentUser, db: DbDep, settings: SettingsDep
-) -> ConversationPublic:
+    request: Request, body: ConversationCreate, user: CurrentUser, db: DbDep, settings: SettingsDep
+) -> Any:
+    """Create a conversation; with `message`, its answer streams back (200, header X-Conversation-Id)."""
     _check_title(body.title, settings.max_title_chars)
     doc = await conversations.create_conversation(db=db, user_id=user["_id"], title=body.title)
+    if body.message is not None:
+        from backend.api.routes.chat import first_message_response  # chat imports this module
+
+        return await first_message_response(request, db, user, doc, body.message)
     return ConversationPublic.from_doc(doc)
 
 

@@ -1,0 +1,43 @@
+"""Image upload (multipart `file`) and download, owner only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, UploadFile
+
+from backend.api.deps import CurrentUser, DbDep, SettingsDep
+from backend.chat import images as images_service
+from backend.chat.errors import ChatError
+from backend.chat.http import api_error, object_id
+from backend.chat.schemas import ImagePublic
+from backend.core.errors import ApiError
+from backend.schemas.common import error_responses
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+
+@router.post("", status_code=201, responses=error_responses(401, 413, 415, 422))
+async def upload_image(file: UploadFile, user: CurrentUser, db: DbDep, settings: SettingsDep) -> ImagePublic:
+    # Read one byte past the limit: enough to know it is too big without holding a huge upload.
+    data = await file.read(settings.max_image_bytes + 1)
+    try:
+        doc = await images_service.save_image(
+            db=db, user_id=user["_id"], data=data,
+            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+        )
+    except ChatError as exc:
+        raise api_error(exc) from exc
+    return ImagePublic(id=str(doc["_id"]), content_type=doc["content_type"], size=doc["size"],
+                       width=doc["width"], height=doc["height"])
+
+
+@router.get("/{image_id}", responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+                                      **error_responses(401, 404)})
+async def download_image(image_id: str, user: CurrentUser, db: DbDep) -> Response:
+    doc = await images_service.get_image(db=db, user_id=user["_id"], image_id=object_id(image_id, "image_not_found"))
+    if doc is None:
+        raise ApiError(404, "image_not_found")
+    return Response(
+        bytes(doc["data"]), media_type=doc["content_type"],
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff",
+                 "Content-Disposition": "inline"},
+    )

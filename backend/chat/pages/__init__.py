@@ -1,0 +1,1 @@
+"""Server-rendered pages: templates, UI text in Korean and English, view helpers."""

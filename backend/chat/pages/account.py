@@ -1,0 +1,171 @@
+"""Pages: sign-in, sign-up, sign-out, settings (profile, password, API tokens), language."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from pydantic import ValidationError
+from starlette.responses import RedirectResponse, Response
+
+from backend.api import cookies
+from backend.api.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep
+from backend.chat.pages.common import locale, safe_next, to_login, user_view
+from backend.chat.pages.i18n import LANG_COOKIE, LOCALES, translator
+from backend.chat.pages.templating import render
+from backend.core.errors import SERVICE_STATUS
+from backend.core.messages import message_for
+from backend.core.text import nfc
+from backend.db import api_tokens, users
+from backend.db.ids import parse_id
+from backend.schemas.users import PasswordChange, UserCreate, UserUpdate
+from backend.services import auth
+from backend.services.errors import ServiceError
+
+router = APIRouter(include_in_schema=False)
+
+Text = Annotated[str, Form(max_length=256)]
+
+
+def _error_status(code: str) -> int:
+    return int(SERVICE_STATUS.get(code, 400))
+
+
+def _validation_message(exc: ValidationError, request: Request) -> str:
+    fields = ", ".join(dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e.get("loc")))
+    return f"{message_for('validation_error', locale(request))} ({fields})"
+
+
+@router.get("/")
+async def root(user: OptionalUser) -> Response:
+    return RedirectResponse("/chat" if user else "/login", status_code=303)
+
+
+@router.get("/login")
+async def login_page(request: Request, user: OptionalUser) -> Response:
+    if user:
+        return RedirectResponse("/chat", status_code=303)
+    return render(request, "login.html")
+
+
+@router.post("/login", dependencies=[CsrfProtected])
+async def login(request: Request, db: DbDep, settings: SettingsDep, email: Text, password: Text) -> Response:
+    try:
+        user = await auth.authenticate(db=db, settings=settings, email=str(nfc(email)), password=str(nfc(password)),
+                                       client_ip=request.client.host if request.client else None)
+    except ServiceError as exc:
+        return render(request, "login.html", _error_status(exc.code), email=email,
+                      error=message_for(exc.code, locale(request)))
+    return await _signed_in(db, settings, user)
+
+
+@router.get("/signup")
+async def signup_page(request: Request, user: OptionalUser) -> Response:
+    if user:
+        return RedirectResponse("/chat", status_code=303)
+    return render(request, "signup.html")
+
+
+@router.post("/signup", dependencies=[CsrfProtected])
+async def signup(
+    request: Request, db: DbDep, settings: SettingsDep, email: Text, password: Text, display_name: Text,
+) -> Response:
+    again = {"email": email, "display_name": display_name}
+    try:
+        body = UserCreate(email=email, password=password, display_name=display_name)
+        user = await auth.signup(db=db, email=body.email, password=body.password, display_name=body.display_name)
+    except ValidationError as exc:
+        return render(request, "signup.html", 422, error=_validation_message(exc, request), **again)
+    except ServiceError as exc:
+        return render(request, "signup.html", _error_status(exc.code), error=message_for(exc.code, locale(request)),
+                      **again)
+    return await _signed_in(db, settings, user)
+
+
+async def _signed_in(db: DbDep, settings: SettingsDep, user: dict) -> Response:  # type: ignore[type-arg]
+    tokens = await auth.issue_session_tokens(db=db, settings=settings, user=user, client="browser")
+    response = RedirectResponse("/chat", status_code=303)
+    cookies.set_session_cookies(response, tokens, settings)
+    return response
+
+
+@router.post("/logout", dependencies=[CsrfProtected])
+async def logout(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+    await auth.logout(db=db, refresh_token=request.cookies.get(cookies.REFRESH_COOKIE, "")[:512] or None)
+    response = RedirectResponse("/login", status_code=303)
+    cookies.clear_session_cookies(response, settings)
+    return response
+
+
+@router.get("/lang/{choice}")
+async def choose_language(choice: str, next: str | None = None) -> Response:
+    response = RedirectResponse(safe_next(next, "/"), status_code=303)
+    if choice in LOCALES:
+        response.set_cookie(LANG_COOKIE, choice, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+async def _settings_page(request: Request, db: DbDep, user: dict, status_code: int = 200, **extra: object) -> Response:  # type: ignore[type-arg]
+    tokens = await api_tokens.list_api_tokens(db=db, user_id=user["_id"])
+    views = [{"id": str(t["_id"]), "name": t["name"], "prefix": t["prefix"], "last_used_at": t.get("last_used_at")}
+             for t in tokens]
+    return render(request, "settings.html", status_code, user=user_view(user), tokens=views, **extra)
+
+
+@router.get("/settings")
+async def settings_page(request: Request, db: DbDep, user: OptionalUser) -> Response:
+    if user is None:
+        return to_login(request)
+    return await _settings_page(request, db, user)
+
+
+@router.post("/settings/profile")
+async def update_profile(request: Request, db: DbDep, user: OptionalUser, display_name: Text) -> Response:
+    if user is None:
+        return to_login(request)
+    try:
+        body = UserUpdate(display_name=display_name)
+    except ValidationError as exc:
+        return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
+    updated = await users.update_user(db=db, user_id=user["_id"], changes={"display_name": body.display_name})
+    return await _settings_page(request, db, updated or user, notice=translator(locale(request))("saved"))
+
+
+@router.post("/settings/password")
+async def change_password(
+    request: Request, db: DbDep, user: OptionalUser, current_password: Text, new_password: Text,
+) -> Response:
+    if user is None:
+        return to_login(request)
+    try:
+        body = PasswordChange(current_password=current_password, new_password=new_password)
+        family = await auth.family_of(db=db, refresh_token=request.cookies.get(cookies.REFRESH_COOKIE))
+        await auth.change_password(db=db, user=user, current_password=body.current_password,
+                                   new_password=body.new_password, keep_family=family)
+    except ValidationError as exc:
+        return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
+    except ServiceError as exc:
+        return await _settings_page(request, db, user, _error_status(exc.code),
+                                    error=message_for(exc.code, locale(request)))
+    return await _settings_page(request, db, user, notice=translator(locale(request))("password_changed"))
+
+
+@router.post("/settings/tokens")
+async def create_token(request: Request, db: DbDep, user: OptionalUser, name: Annotated[str, Form(max_length=100)]) -> Response:
+    if user is None:
+        return to_login(request)
+    clean = str(nfc(name)).strip()
+    if not clean:
+        return await _settings_page(request, db, user, 422, error=message_for("validation_error", locale(request)))
+    _, token = await auth.create_api_token(db=db, user=user, name=clean)
+    return await _settings_page(request, db, user, new_token=token)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+async def revoke_token(request: Request, token_id: str, db: DbDep, user: OptionalUser) -> Response:
+    if user is None:
+        return to_login(request)
+    oid = parse_id(token_id)
+    if oid is not None:
+        await api_tokens.revoke_api_token(db=db, user_id=user["_id"], token_id=oid)
+    return RedirectResponse("/settings", status_code=303)

@@ -1,0 +1,33 @@
+"""Chat events as Server-Sent Events (sse-starlette): ids for re-attach, keep-alive comments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from backend.chat.generation import StreamEvent
+from backend.core.messages import message_for
+
+RETRY_MS = 2000
+
+
+def _encode(event: StreamEvent, locale: str) -> ServerSentEvent:
+    data = event.data
+    if event.event == "error":  # the text in the listener's language, the code as stored
+        data = {**data, "message": message_for(str(data.get("code")), locale)}
+    return ServerSentEvent(data=json.dumps(data, ensure_ascii=False), event=event.event, id=event.id, retry=RETRY_MS)
+
+
+async def _frames(events: AsyncIterator[StreamEvent], locale: str) -> AsyncIterator[ServerSentEvent]:
+    async for event in events:
+        yield _encode(event, locale)
+
+
+def event_stream(events: AsyncIterator[StreamEvent], *, locale: str, keepalive_s: float) -> EventSourceResponse:
+    """A closed connection only ends this listener; the generation itself carries on."""
+    return EventSourceResponse(
+        _frames(events, locale), ping=keepalive_s,
+        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,120 @@
+"""Pure parts of the chat: stop-sequence hold-back, trimming, event fan-out, Markdown sanitising."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from backend.chat.errors import ChatError
+from backend.chat.generation import Generation, parse_event_id
+from backend.chat.markdown import render_markdown
+from backend.chat.prompt import Exchange, ModelLimits, build_prompt, render
+from backend.chat.stop_filter import StopFilter
+from kovr.prompt import KULLM
+
+
+def feed_all(stop_filter: StopFilter, pieces: list[str]) -> str:
+    return "".join(stop_filter.feed(p) for p in pieces) + stop_filter.flush()
+
+
+def test_stop_sequence_is_never_shown_even_split_across_tokens() -> None:
+    pieces = ["답", "입니다.", "\n", "\n##", "# 명령", "어:\n다음"]
+    assert feed_all(StopFilter(KULLM.stop), pieces) == "답입니다."
+
+
+def test_text_that_only_looks_like_a_stop_start_is_released() -> None:
+    stop_filter = StopFilter(KULLM.stop)
+    assert stop_filter.feed("  첫 줄") == "첫 줄"  # leading whitespace of the answer dropped
+    assert stop_filter.feed("\n") == ""  # could be the start of "\n### 명령어:"
+    assert stop_filter.feed("둘째 줄") == "\n둘째 줄"
+    assert stop_filter.feed("\n#") == ""
+    assert stop_filter.flush() == "\n#"
+
+
+async def _char_count(text: str) -> int:
+    return len(text)
+
+
+async def test_trimming_drops_oldest_whole_exchanges() -> None:
+    history = [Exchange(f"질문 {i} " + "가" * 100, f"답 {i} " + "나" * 100) for i in range(10)]
+    limits = ModelLimits(max_input_tokens=1000, max_total_tokens=1400)
+    plan = await build_prompt(template=KULLM, history=history, question="마지막 질문", images=[], limits=limits,
+                              max_new_tokens=200, count=_char_count)
+    assert plan.input_tokens <= 1000
+    assert plan.kept_exchanges + plan.dropped_exchanges == 10 and 0 < plan.kept_exchanges < 10
+    kept = history[10 - plan.kept_exchanges:]
+    assert plan.text == render(KULLM, kept, "마지막 질문", [])
+    # One more exchange would not have fitted: the search keeps the longest suffix.
+    longer = render(KULLM, history[10 - plan.kept_exchanges - 1:], "마지막 질문", [])
+    assert len(longer) > 1000
+    assert "질문 9" in plan.text and "질문 0" not in plan.text
+
+
+async def test_trimming_counts_image_prefix_not_base64() -> None:
+    image = "data:image/png;base64," + "A" * 5000
+    limits = ModelLimits(max_input_tokens=400, max_total_tokens=600, image_prefix_tokens=64)
+    plan = await build_prompt(template=KULLM, history=[], question="이 그림은?", images=[image], limits=limits,
+                              max_new_tokens=100, count=_char_count)
+    assert image in plan.text
+    without_image = plan.text.replace(f"![]({image})", "")
+    assert plan.input_tokens == len(without_image) + 64
+
+
+async def test_newest_message_too_long_is_a_clear_error_before_the_model() -> None:
+    limits = ModelLimits(max_input_tokens=100, max_total_tokens=200)
+    with pytest.raises(ChatError) as caught:
+        await build_prompt(template=KULLM, history=[], question="가" * 500, images=[], limits=limits,
+                           max_new_tokens=50, count=_char_count)
+    assert caught.value.code == "prompt_too_long"
+    assert "너무 길어" in caught.value.message("ko")
+
+
+async def test_question_that_fits_only_without_full_answer_room_shortens_the_answer() -> None:
+    limits = ModelLimits(max_input_tokens=150, max_total_tokens=200)
+    plan = await build_prompt(template=KULLM, history=[Exchange("a", "b")], question="가" * 40, images=[],
+                              limits=limits, max_new_tokens=150, count=_char_count)
+    assert plan.max_new_tokens == 200 - plan.input_tokens and plan.kept_exchanges == 0
+
+
+async def test_listeners_reattach_without_gaps_or_duplicates() -> None:
+    generation = Generation(message_id="m", conversation_id="c", user_id="u")
+    first_seen: list[str] = []
+
+    async def first_listener() -> None:
+        async for event in generation.listen():
+            first_seen.append(event.data.get("text", ""))
+
+    task = asyncio.create_task(first_listener())
+    await generation.add_text("안녕")
+    await generation.add_text("하세요")
+    await asyncio.sleep(0)
+    middle_id = generation.event_id()  # a client that saw everything so far, then dropped
+    await generation.add_text(", 반갑")
+    late = generation.listen(middle_id)
+    await generation.add_text("습니다.")
+    await generation.finish("done", {"message_id": "m"})
+    resumed = [event async for event in late]
+    fresh = [event async for event in generation.listen()]
+    await task
+
+    assert "".join(e.data["text"] for e in resumed if e.event == "token") == ", 반갑습니다."
+    assert "".join(e.data["text"] for e in fresh if e.event == "token") == "안녕하세요, 반갑습니다."
+    assert resumed[-1].event == "done" and fresh[-1].event == "done"
+    assert parse_event_id(resumed[-1].id) == (0, len("안녕하세요, 반갑습니다."))
+    assert "".join(first_seen) == "안녕하세요, 반갑습니다."
+    # An id from an earlier attempt (before a regenerate) replays from the start.
+    assert parse_event_id("x-1") is None
+
+
+def test_markdown_is_rendered_and_sanitised() -> None:
+    html = render_markdown(
+        "**굵게** <script>alert(1)</script> <img src=x onerror=alert(1)>\n\n"
+        "[링크](javascript:alert(1)) [좋은 링크](https://example.com) ![추적](https://evil.example/p.png)\n\n"
+        "```python\nprint('안녕')\n```"
+    )
+    assert "<strong>굵게</strong>" in html
+    assert "<script" not in html and "<img" not in html and "&lt;script&gt;" in html
+    assert 'href="javascript' not in html
+    assert '<a href="https://example.com" rel="noopener noreferrer nofollow">좋은 링크</a>' in html
+    assert '<code class="language-python">' in html and "안녕" in html

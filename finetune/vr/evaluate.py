@@ -1,0 +1,70 @@
+"""Answer accuracy by question type (exact match after normalisation), as a table and as JSON."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from finetune.vr.data import VRRecord, encode_prompt
+from finetune.vr.model import VRModel, generate
+from kovr.prompt import PromptTemplate
+
+
+@dataclass(frozen=True)
+class Prediction:
+    record: VRRecord
+    answer: str
+
+    @property
+    def correct(self) -> bool:
+        return normalize_answer(self.answer) == normalize_answer(self.record.output)
+
+
+def normalize_answer(text: str) -> str:
+    """NFC, no surrounding space or final punctuation, single spaces (the answers are short words)."""
+    text = unicodedata.normalize("NFC", text).strip().rstrip(".!?。").strip()
+    return " ".join(text.split())
+
+
+def predict(model: VRModel, tokenizer: Any, template: PromptTemplate, records: list[VRRecord], *,
+            use_images: bool, batch_size: int = 32, max_new_tokens: int = 8) -> list[Prediction]:
+    was_training = model.training
+    model.eval()
+    out: list[Prediction] = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        prompts = [encode_prompt(r, tokenizer, template, use_images) for r in chunk]
+        answers = generate(model, prompts, tokenizer, max_new_tokens)
+        out.extend(Prediction(r, a) for r, a in zip(chunk, answers, strict=True))
+    model.train(was_training)
+    return out
+
+
+def accuracy_by_type(predictions: list[Prediction]) -> dict[str, Any]:
+    """{"overall": {...}, "by_type": {type: {...}}, "by_template": {"seen"/"heldout": {...}}}."""
+    groups: dict[str, dict[str, list[bool]]] = {"by_type": defaultdict(list), "by_template": defaultdict(list)}
+    for p in predictions:
+        groups["by_type"][p.record.type].append(p.correct)
+        groups["by_template"]["heldout" if p.record.heldout_template else "seen"].append(p.correct)
+    result: dict[str, Any] = {"overall": _score([p.correct for p in predictions])}
+    for name, group in groups.items():
+        result[name] = {key: _score(values) for key, values in sorted(group.items())}
+    return result
+
+
+def _score(values: list[bool]) -> dict[str, Any]:
+    return {"n": len(values), "correct": sum(values), "accuracy": round(sum(values) / len(values), 4) if values else 0.0}
+
+
+def format_table(result: dict[str, Any], title: str = "") -> str:
+    lines = [title] if title else []
+    lines += ["| 유형 type | n | 정확도 accuracy |", "|---|---:|---:|"]
+    for key, score in result["by_type"].items():
+        lines.append(f"| {key} | {score['n']} | {score['accuracy']:.1%} |")
+    for key, score in result["by_template"].items():
+        lines.append(f"| template: {key} | {score['n']} | {score['accuracy']:.1%} |")
+    overall = result["overall"]
+    lines.append(f"| **전체 overall** | {overall['n']} | {overall['accuracy']:.1%} |")
+    return "\n".join(lines)

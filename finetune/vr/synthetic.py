@@ -1,0 +1,124 @@
+"""`kovr vr-data`: write a seeded synthetic Korean visual-reasoning set (images + JSONL).
+
+Layout of DIR::
+
+    images/{train,test}/NNNNNN.png
+    {train,test}_captions.jsonl   {"id", "image", "caption", "scene"}       (stage 1)
+    {train,test}_vqa.jsonl        {"id", "image", "question", "answer", "type",
+                                   "template", "heldout_template", "scene_id"}  (stage 2, eval)
+    meta.json                     seed, counts, image size, held-out templates
+
+Test scenes are drawn from their own random stream and never equal a training scene; training
+questions use only training templates; every test scene is asked each question type twice, once
+with a training template and once with a held-out one, so eval can report both.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune.vr.questions import QUESTION_TYPES, TEMPLATES, Question, ask, caption
+from finetune.vr.scenes import Scene, render, sample_scene
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class SetSummary:
+    output: Path
+    scenes: dict[str, int]
+    questions: dict[str, int]
+    by_type: dict[str, dict[str, int]]
+
+
+def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
+             test_fraction: float = 0.2, questions_per_type: int = 1, grid: int = 4) -> SetSummary:
+    """Write ``count`` scenes (a ``test_fraction`` of them held out) with their questions."""
+    if count < 2:
+        raise ValueError("count must be at least 2 (one training and one test scene)")
+    if not 0 < test_fraction < 1:
+        raise ValueError("test_fraction must be between 0 and 1")
+    if not 16 <= image_size <= 1024:
+        raise ValueError("image_size must be between 16 and 1024 pixels")
+    if not 0 <= grid <= 8 or 0 < grid < 3:
+        raise ValueError("grid must be 0 (free placement) or between 3 and 8")
+    out = Path(output)
+    n_test = max(1, round(count * test_fraction))
+    n_train = count - n_test
+    train_scenes = _scenes(random.Random(f"{seed}:train-scenes"), n_train, set(), grid)
+    seen = {s.signature() for s in train_scenes}
+    test_scenes = _scenes(random.Random(f"{seed}:test-scenes"), n_test, seen, grid)
+    summary = SetSummary(out, {}, {}, {})
+    for split, scenes in (("train", train_scenes), ("test", test_scenes)):
+        rng = random.Random(f"{seed}:{split}-questions")
+        questions = _write_split(out, split, scenes, rng, image_size, questions_per_type)
+        summary.scenes[split] = len(scenes)
+        summary.questions[split] = len(questions)
+        summary.by_type[split] = dict(Counter(q["type"] for q in questions))
+    _write_meta(out, seed, count, image_size, grid, summary)
+    return summary
+
+
+def _scenes(rng: random.Random, n: int, exclude: set[Any], grid: int) -> list[Scene]:
+    scenes: list[Scene] = []
+    while len(scenes) < n:
+        scene = sample_scene(rng, grid=grid)
+        if scene.signature() not in exclude:
+            scenes.append(scene)
+    return scenes
+
+
+def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random, image_size: int,
+                 questions_per_type: int) -> list[dict[str, Any]]:
+    image_dir = out / "images" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    captions: list[dict[str, Any]] = []
+    questions: list[dict[str, Any]] = []
+    for index, scene in enumerate(scenes):
+        scene_id = f"{split}-{index:06d}"
+        image_rel = f"images/{split}/{index:06d}.png"
+        render(scene, image_size).save(out / image_rel, optimize=True)
+        captions.append({"id": scene_id, "image": image_rel, "caption": caption(scene), "scene": scene.to_json()})
+        for question in _questions(scene, split, rng, questions_per_type):
+            questions.append({
+                "id": f"{scene_id}-q{len(questions):07d}", "image": image_rel,
+                "question": question.question, "answer": question.answer, "type": question.type,
+                "template": question.template, "heldout_template": question.heldout_template,
+                "scene_id": scene_id,
+            })
+    _write_jsonl(out / f"{split}_captions.jsonl", captions)
+    _write_jsonl(out / f"{split}_vqa.jsonl", questions)
+    return questions
+
+
+def _questions(scene: Scene, split: str, rng: random.Random, per_type: int) -> list[Question]:
+    kinds = [False] if split == "train" else [False, True]  # held-out templates only in test
+    made: list[Question] = []
+    for type_ in QUESTION_TYPES:
+        for heldout in kinds:
+            for _ in range(per_type):
+                question = ask(scene, type_, rng, heldout)
+                if question is not None:
+                    made.append(question)
+    return made
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _write_meta(out: Path, seed: int, count: int, image_size: int, grid: int, summary: SetSummary) -> None:
+    meta = {
+        "kind": "kovr-vr-synthetic", "version": 1, "seed": seed, "count": count, "image_size": image_size,
+        "grid": grid,
+        "scenes": summary.scenes, "questions": summary.questions, "by_type": summary.by_type,
+        "heldout_templates": [t.id for t in TEMPLATES if t.heldout],
+    }
+    (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

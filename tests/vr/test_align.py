@@ -1,0 +1,112 @@
+"""The align model's contract with model_server: factory, checkpoint round trip, splicing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from model_server.align import (
+    AlignConfig,
+    AlignModel,
+    build_projector,
+    decode_data_uri,
+    encode_data_uri,
+    make_tiny_align_model,
+    splice_image_embeds,
+    split_prompt,
+    tokenize_with_images,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _image(colour: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> Image.Image:
+    image = Image.new("RGB", size, colour)
+    image.paste((255, 255, 255), (5, 5, 15, 15))
+    return image
+
+
+def test_projector_factory_builds_known_and_rejects_unknown() -> None:
+    assert isinstance(build_projector("linear", 8, 16), torch.nn.Linear)
+    mlp = build_projector("mlp2x_gelu", 8, 16)
+    assert mlp(torch.zeros(2, 8)).shape == (2, 16)
+    with pytest.raises(ValueError, match="Unknown projector type 'mlp3x_relu'"):
+        build_projector("mlp3x_relu", 8, 16)
+    with pytest.raises(ValueError, match="Unknown projector type"):
+        AlignConfig(projector_type="qformer")
+    with pytest.raises(ValueError, match="Unknown token selection"):
+        AlignConfig(token_selection="all")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("selection", "expected"), [("patch", 16), ("cls_patch", 17), ("pooled", 1)])
+def test_prefix_length_follows_token_selection(selection: str, expected: int) -> None:
+    model = make_tiny_align_model(24, token_selection=selection)  # type: ignore[arg-type]
+    out = model.encode(model.preprocess([_image((200, 0, 0))]))
+    assert model.num_prefix_tokens == expected
+    assert out.shape == (1, expected, 24)
+
+
+def test_checkpoint_round_trip_gives_identical_prefix(tmp_path: Path) -> None:
+    model = make_tiny_align_model(24, projector_type="linear", language_model="lm-somewhere").eval()
+    images = [_image((200, 0, 0)), _image((0, 0, 200), size=(30, 50))]
+    pixels = model.preprocess(images)
+    with torch.no_grad():
+        before = model.encode(pixels)
+    folder = model.save(tmp_path / "ckpt")
+    assert {p.name for p in folder.iterdir()} >= {"align_config.json", "projector.safetensors", "vision_encoder"}
+
+    loaded = AlignModel.from_checkpoint(folder)
+    assert loaded.config == model.config
+    with torch.no_grad():
+        after = loaded.encode(loaded.preprocess(images))
+    assert torch.equal(before, after)
+    assert not torch.allclose(after[0], after[1])  # different images, different prefixes
+
+
+def test_frozen_encoder_only_projector_trains() -> None:
+    model = make_tiny_align_model(24)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("projector.") for n in trainable)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="align_config.json"):
+        AlignModel.from_checkpoint(tmp_path)
+
+
+def test_splice_places_prefix_before_the_given_token() -> None:
+    text = torch.arange(5, dtype=torch.float32).unsqueeze(1).repeat(1, 2)  # rows 0..4
+    first = torch.full((2, 2), -1.0)
+    second = torch.full((3, 2), -2.0)
+    out = splice_image_embeds(text, [second, first], [4, 1])
+    assert out[:, 0].tolist() == [0, -1, -1, 1, 2, 3, -2, -2, -2, 4]
+    assert splice_image_embeds(text, [first], [5])[-2:, 0].tolist() == [-1, -1]
+    with pytest.raises(ValueError, match="outside"):
+        splice_image_embeds(text, [first], [6])
+    with pytest.raises(ValueError, match="positions"):
+        splice_image_embeds(text, [first], [])
+
+
+class _CharTokenizer:
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": [ord(c) for c in text]}
+
+
+def test_images_in_prompt_markdown_become_positions() -> None:
+    uri = encode_data_uri(_image((0, 200, 0)))
+    prompt = f"질문:\n![]({uri})\n무슨 색?"
+    assert split_prompt(prompt)[1] == uri
+    ids, urls, positions = tokenize_with_images(prompt, _CharTokenizer())
+    assert urls == [uri] and positions == [len("질문:\n")]
+    assert "".join(map(chr, ids)) == "질문:\n\n무슨 색?"
+    assert decode_data_uri(uri).size == (40, 30)
+    with pytest.raises(ValueError, match="data:image"):
+        decode_data_uri("https://example.com/cat.png")
+    with pytest.raises(ValueError, match="cannot decode"):
+        decode_data_uri("data:image/png;base64,aGVsbG8=")

@@ -1,0 +1,81 @@
+"""Prefix splicing inside training inputs, answer-only loss, and batched greedy answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from finetune.modeling import tiny_model, train_tokenizer
+from finetune.run_config import TinyModelSection
+from finetune.vr.data import IGNORE, VRRecord, encode, encode_prompt
+from finetune.vr.model import VRModel, generate, loss_sum
+from kovr.prompt import KULLM
+from model_server.align import make_tiny_align_model
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> tuple[VRModel, object, list[VRRecord]]:
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("imgs")
+    records = []
+    for i, colour in enumerate([(220, 40, 40), (40, 80, 230), (40, 170, 60)]):
+        path = folder / f"{i}.png"
+        Image.new("RGB", (32, 32), colour).save(path)
+        records.append(VRRecord(f"r{i}", str(path), "무슨 색인가요?" + " 네" * i, ["빨간색", "파란색", "초록색"][i]))
+    records.append(VRRecord("t", None, "안녕하세요?", "반갑습니다."))
+    texts = [KULLM.render(r.instruction) + r.output for r in records] * 5
+    tokenizer = train_tokenizer(texts, 300)
+    lm = tiny_model(TinyModelSection(hidden_size=32, num_heads=2, intermediate_size=64), tokenizer, 256, 0)
+    align = make_tiny_align_model(32, image_size=32, patch_size=16)
+    return VRModel(align, lm.eval(), feature_cache=10), tokenizer, records
+
+
+def test_prefix_sits_at_the_image_and_carries_no_loss(parts: tuple) -> None:
+    model, tokenizer, records = parts
+    item = encode(records[0], tokenizer, KULLM, True, 512, model.align.num_prefix_tokens)
+    assert item is not None and item.image == records[0].image
+    embeds, mask, labels = model.build_inputs([item])
+    n = model.align.num_prefix_tokens
+    assert embeds.shape[1] == len(item.input_ids) + n and mask.all()
+    prefix = model.prefixes([item.image])[0]
+    assert torch.allclose(embeds[0, item.image_pos:item.image_pos + n], prefix)
+    assert (labels[0, item.image_pos:item.image_pos + n] == IGNORE).all()
+    answer = [t for t in labels[0].tolist() if t != IGNORE]
+    assert answer[:-1] == tokenizer("빨간색", add_special_tokens=False)["input_ids"]
+    loss, count = loss_sum(model, [item])
+    assert count == len(answer) and loss.item() > 0
+
+
+def test_text_only_records_and_baseline_get_no_prefix(parts: tuple) -> None:
+    model, tokenizer, records = parts
+    text = encode(records[3], tokenizer, KULLM, True, 512, 4)
+    blind = encode(records[0], tokenizer, KULLM, False, 512, 4)
+    assert text is not None and text.image is None
+    assert blind is not None and blind.image is None
+    embeds, _, _ = model.build_inputs([blind])
+    assert embeds.shape[1] == len(blind.input_ids)
+
+
+def test_too_long_examples_are_dropped(parts: tuple) -> None:
+    model, tokenizer, records = parts
+    assert encode(records[0], tokenizer, KULLM, True, 60, model.align.num_prefix_tokens) is None
+
+
+def test_batched_answers_equal_single_answers(parts: tuple) -> None:
+    model, tokenizer, records = parts
+    prompts = [encode_prompt(r, tokenizer, KULLM, True) for r in records]
+    batched = generate(model, prompts, tokenizer, max_new_tokens=5)
+    single = [generate(model, [p], tokenizer, max_new_tokens=5)[0] for p in prompts]
+    assert batched == single
+
+
+def test_feature_cache_is_bounded_and_consistent(parts: tuple, tmp_path: Path) -> None:
+    model, _, records = parts
+    refs = [r.image for r in records[:3]]
+    first = model.features(refs)
+    model._cache_size = 2
+    again = model.features(refs)
+    assert torch.equal(first, again) and len(model._cache) == 2

@@ -1,0 +1,146 @@
+"""The synthetic visual-reasoning set: seeded, correct answers, held-out scenes and templates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from finetune.vr.questions import DIRECTIONS, MIN_SEPARATION, NO, TEMPLATES, YES
+from finetune.vr.scenes import COLOURS, SceneObject
+
+
+@pytest.fixture(scope="module")
+def vr_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from finetune.vr.synthetic import generate
+
+    out = tmp_path_factory.mktemp("vr") / "set"
+    generate(out, 80, seed=3, image_size=48)
+    return out
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_same_bytes_other_seed_differs(vr_set: Path, tmp_path: Path) -> None:
+    from finetune.vr.synthetic import generate
+
+    generate(tmp_path / "again", 80, seed=3, image_size=48)
+    generate(tmp_path / "other", 80, seed=4, image_size=48)
+    assert _digest(tmp_path / "again") == _digest(vr_set)
+    assert _digest(tmp_path / "other") != _digest(vr_set)
+
+
+def test_grid_layout_keeps_one_object_per_cell_and_free_layout_works(tmp_path: Path) -> None:
+    import random
+
+    from finetune.vr.scenes import CANVAS, sample_scene
+    from finetune.vr.synthetic import generate
+
+    rng = random.Random(0)
+    for _ in range(50):
+        scene = sample_scene(rng, grid=4)
+        cells = {(int(o.x // (CANVAS / 4)), int(o.y // (CANVAS / 4))) for o in scene.objects}
+        assert len(cells) == len(scene.objects)
+        for o in scene.objects:  # the whole shape stays inside its cell
+            cx, cy = (int(o.x // 25) + 0.5) * 25, (int(o.y // 25) + 0.5) * 25
+            assert abs(o.x - cx) + o.radius * 1.1 <= 12.5 and abs(o.y - cy) + o.radius * 1.1 <= 12.5
+    free = generate(tmp_path / "free", 10, seed=1, grid=0)
+    assert free.questions["train"] > 0
+    with pytest.raises(ValueError, match="grid"):
+        generate(tmp_path / "bad", 10, seed=1, grid=2)
+
+
+def test_layout_counts_and_images(vr_set: Path) -> None:
+    meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
+    assert meta["scenes"] == {"train": 64, "test": 16}
+    train = _read(vr_set / "train_vqa.jsonl")
+    assert set(meta["by_type"]["train"]) == {"existence", "colour", "shape", "count", "relation"}
+    with Image.open(vr_set / train[0]["image"]) as image:
+        assert image.size == (48, 48) and image.mode == "RGB"
+
+
+def test_heldout_templates_and_scenes_never_in_training(vr_set: Path) -> None:
+    train_q = _read(vr_set / "train_vqa.jsonl")
+    test_q = _read(vr_set / "test_vqa.jsonl")
+    heldout_ids = {t.id for t in TEMPLATES if t.heldout}
+    assert heldout_ids and not heldout_ids & {q["template"] for q in train_q}
+    assert heldout_ids <= {q["template"] for q in test_q}
+    assert {q["question"] for q in test_q if q["heldout_template"]}.isdisjoint({q["question"] for q in train_q})
+    signature = lambda c: tuple(sorted((o["colour"], o["shape"], round(o["x"]), round(o["y"])) for o in c["scene"]))  # noqa: E731
+    train_scenes = {signature(c) for c in _read(vr_set / "train_captions.jsonl")}
+    assert not train_scenes & {signature(c) for c in _read(vr_set / "test_captions.jsonl")}
+
+
+def _objects(captions: list[dict]) -> dict[str, list[SceneObject]]:
+    return {c["id"]: [SceneObject(**o) for o in c["scene"]] for c in captions}
+
+
+def test_answers_agree_with_the_scene(vr_set: Path) -> None:
+    """Recompute every answer from the scene description, independently of the generator."""
+    scenes = _objects(_read(vr_set / "train_captions.jsonl") + _read(vr_set / "test_captions.jsonl"))
+    adjectives = {adj: noun for noun, adj, _ in COLOURS}
+    checked = 0
+    for q in _read(vr_set / "train_vqa.jsonl") + _read(vr_set / "test_vqa.jsonl"):
+        objects = scenes[q["scene_id"]]
+        text, answer = q["question"], q["answer"]
+        named = [o for o in objects if o.name in text]
+        if q["type"] == "existence":
+            assert (answer == YES) == bool(named), text
+        elif q["type"] == "colour":
+            shape = next(s for s in ("네모", "세모", "원", "별") if text.startswith(s) or f" {s}" in text)
+            assert [o.colour for o in objects if o.shape == shape] == [answer], text
+        elif q["type"] == "shape":
+            adj = next(a for a in adjectives if f"{a} 도형" in text)
+            assert [o.shape for o in objects if o.adjective == adj] == [answer], text
+        elif q["type"] == "count":
+            adj = next((a for a in adjectives if f"{a} 도형" in text), None)
+            n = sum(o.adjective == adj for o in objects) if adj else sum(
+                text.startswith(o.shape) or f" {o.shape}" in text.split("몇")[0] for o in objects)
+            assert answer == f"{n}개", text
+        else:
+            word = next(w for w in DIRECTIONS if f"{w}에" in text)
+            axis, sign = DIRECTIONS[word]
+            towards = lambda o: sign * (o.x if axis == "x" else o.y)  # noqa: E731
+            assert len(named) == 2 and abs(towards(named[0]) - towards(named[1])) >= MIN_SEPARATION
+            if answer in (YES, NO):
+                reference = next(o for o in named if f"{o.name}의" in text)
+                subject = next(o for o in named if o is not reference)
+                assert (answer == YES) == (towards(subject) > towards(reference)), text
+            else:
+                assert answer == max(named, key=towards).name, text
+        checked += 1
+    assert checked > 300
+
+
+def test_particles_in_generated_text(vr_set: Path) -> None:
+    text = " ".join(q["question"] for q in _read(vr_set / "train_vqa.jsonl"))
+    text += " ".join(c["caption"] for c in _read(vr_set / "train_captions.jsonl"))
+    for wrong in ("원가 ", "별가 ", "네모이 ", "세모이 ", "원는 ", "네모은 ", "원와 ", "네모과 ", "별와 "):
+        assert wrong not in text
+    for right in ("원이 ", "네모가 ", "별은 ", "세모는 ", "원과 ", "네모와 "):
+        assert right in text
+
+
+def test_cli_writes_a_set_and_rejects_bad_counts(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "d"), "--count", "5",
+                         "--seed", "1"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "d" / "train_vqa.jsonl").is_file()
+    bad = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "e"), "--count", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "count must be at least 2" in bad.stderr

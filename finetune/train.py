@@ -49,9 +49,9 @@ BASE_DIR = "base_model"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "data_summary.json"
 # Changing these between an interrupted run and its resumption is harmless.
-_RESUME_FREE = {("run", "resume"), ("run", "torch_threads"), ("train", "progress_bar"), ("train", "log_every"),
-                ("train", "eval_every"), ("train", "save_every"), ("train", "keep_checkpoints"), ("eval", None)}
-
+# Settings that may change between an interrupted run and its resumption ("section." frees a section).
+RESUME_FREE = frozenset({"run.resume", "run.torch_threads", "train.progress_bar", "train.log_every",
+                         "train.eval_every", "train.save_every", "train.keep_checkpoints", "eval."})
 
 @dataclass
 class RunResult:
@@ -91,31 +91,37 @@ def resume_point(cfg: Any, run_dir: Path) -> Path | None:
     return path
 
 
-_resume_point = resume_point  # older name, used by finetune/vr
 
 
-def _check_same_run(cfg: FinetuneConfig, run_dir: Path) -> None:
-    """A resumed run must not silently change what it trains on or how."""
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_same_run(cfg: Any, run_dir: Path, free: frozenset[str] = RESUME_FREE) -> None:
+    """A resumed run must not silently change what it trains on or how (any config shape)."""
     import yaml
 
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
-    now = config_to_dict(cfg)
-    changed = []
-    for section, values in now.items():
-        if (section, None) in _RESUME_FREE:
-            continue
-        for key, value in values.items():
-            if (section, key) not in _RESUME_FREE and saved.get(section, {}).get(key) != value:
-                changed.append(f"{section}.{key}")
+    saved = _flatten(yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {})
+    now = _flatten(config_to_dict(cfg))
+    changed = sorted(
+        key for key in now.keys() | saved.keys()
+        if key not in free and not any(key.startswith(f) for f in free if f.endswith("."))
+        and now.get(key) != saved.get(key)
+    )
     if changed:
         raise ConfigError(
             f"{run_dir}: cannot resume with a changed configuration ({', '.join(changed)}); "
             "use a new run.output_dir or the original settings"
         )
-
 
 def _build_tokenizer_and_base(
     cfg: FinetuneConfig, run_dir: Path, loaded: Any, template: Any, rt: Runtime, attn: str
@@ -169,7 +175,7 @@ def run_finetune(
         torch.set_num_threads(cfg.run.torch_threads)
     ckpt = resume_point(cfg, run_dir)
     if ckpt is not None:
-        _check_same_run(cfg, run_dir)
+        check_same_run(cfg, run_dir)
     seed_everything(cfg.run.seed)
     template = get_template(cfg.data.template)
     attn = resolve_attn(cfg.model, cfg.run.device if cfg.run.device != "auto" else

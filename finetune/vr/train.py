@@ -21,15 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from finetune.checkpoint import TrainState, load_checkpoint
-from finetune.config import ConfigError, config_to_dict, save_config
+from finetune.config import save_config
 from finetune.loop import LoopSpec, train_loop
 from finetune.metrics import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 from finetune.optim import build_optimizer, build_scheduler
 from finetune.sources import DataError
-from finetune.train import _resume_point, seed_everything
+from finetune.train import RESUME_FREE, check_same_run, resume_point, seed_everything
 from finetune.vr.config import VRConfig
 from finetune.vr.data import (
-    Encoded, VRRecord, encode, epoch_batches, load_captions, load_text_instructions, load_vqa, mix_text,
+    Encoded,
+    VRRecord,
+    encode,
+    epoch_batches,
+    load_captions,
+    load_text_instructions,
+    load_vqa,
+    mix_text,
 )
 from finetune.vr.evaluate import accuracy_by_type, predict
 from finetune.vr.model import VRModel, loss_sum, standardize_projector_input
@@ -79,35 +86,7 @@ def _encode_all(records: list[VRRecord], cfg: VRConfig, tokenizer: Any, template
 
 
 # Settings that may change between an interrupted run and its resumption.
-_RESUME_FREE = {"run.resume", "run.torch_threads", "train.progress_bar", "train.log_every", "train.eval_every",
-                "train.save_every", "train.keep_checkpoints", "data.eval_max", "data.eval_vqa"}
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _check_same_run(cfg: VRConfig, run_dir: Path) -> None:
-    """A resumed run must not silently change what it trains on or how (finetune.train's rule,
-    for a configuration that also has top-level keys)."""
-    import yaml
-
-    saved_path = run_dir / "config.yaml"
-    if not saved_path.is_file():
-        return
-    saved = _flatten(yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {})
-    now = _flatten(config_to_dict(cfg))
-    changed = sorted(k for k in now.keys() | saved.keys() if k not in _RESUME_FREE and now.get(k) != saved.get(k))
-    if changed:
-        raise ConfigError(f"{run_dir}: cannot resume with a changed configuration ({', '.join(changed)}); "
-                          "use a new run.output_dir or the original settings")
-
+_RESUME_FREE = RESUME_FREE | {"data.eval_max", "data.eval_vqa"}
 
 def _eval_records(cfg: VRConfig) -> list[VRRecord]:
     path = cfg.data.eval_file()
@@ -124,9 +103,9 @@ def run_finetune_vr(cfg: VRConfig) -> VRRunResult:
     if cfg.run.torch_threads:
         torch.set_num_threads(cfg.run.torch_threads)
     run_dir = Path(cfg.run.output_dir)
-    resume = _resume_point(cfg, run_dir)  # type: ignore[arg-type]
+    resume = resume_point(cfg, run_dir)  # type: ignore[arg-type]
     if resume is not None:
-        _check_same_run(cfg, run_dir)
+        check_same_run(cfg, run_dir, _RESUME_FREE)
         _say(f"이어서 학습 resuming from {resume}")
     save_config(cfg, run_dir)
     seed_everything(cfg.run.seed)

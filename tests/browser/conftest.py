@@ -16,7 +16,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's Chromium is missing: run scripts/bootstrap.sh test (apt-get install chromium)")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,10 @@ def _database_answers(settings: Settings) -> bool:
         client.close()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from backend.core.logging import configure_logging
     from backend.core.secrets import ensure_jwt_secret
@@ -122,6 +127,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ensure_jwt_secret(settings_from_args(args))
     configure_logging(settings.log_level)
+    # uvicorn re-raises the signal it stopped on; SIGTERM must unwind the `with` blocks below so the
+    # embedded database and model server stop too (SIGINT already does, as KeyboardInterrupt).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with database(settings) as settings:
         if not _database_answers(settings):
             print("kovr: 데이터베이스에 연결할 수 없습니다 (database not reachable)", file=sys.stderr)

@@ -24,7 +24,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 @contextmanager
-def kovr_serve(data_dir: Path, port: int, env: dict[str, str]) -> Iterator[str]:
+def kovr_serve(
+    data_dir: Path, port: int, env: dict[str, str], stop: signal.Signals = signal.SIGINT
+) -> Iterator[str]:
     log = open(data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
@@ -57,21 +59,23 @@ def kovr_serve(data_dir: Path, port: int, env: dict[str, str]) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         try:
             code = proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
         log.close()
-        assert code == 0, Path(log.name).read_text()
+        assert code == (0 if stop == signal.SIGINT else 128 + stop), Path(log.name).read_text()
 
 
 @pytest.mark.slow
 def test_data_and_sessions_survive_a_restart(tmp_path: Path) -> None:
     data_dir, env = tmp_path / "data", _env(tmp_path)
     port = free_port()
-    with kovr_serve(data_dir, port, env) as url:
+    # SIGTERM (what docker and systemd send) must stop the embedded database too, or the second
+    # start below could not open the same storage.
+    with kovr_serve(data_dir, port, env, stop=signal.SIGTERM) as url:
         signup = httpx.post(
             f"{url}/api/v1/auth/signup",
             json={"email": "restart@example.com", "password": "재시작-비밀번호", "display_name": "재시작"},

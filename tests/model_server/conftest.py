@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
-import uvicorn
 
 from kovr.prompt import KULLM
 from kovr.settings import Settings, load_settings
+from tests.servers import free_port, serve_in_thread  # noqa: F401  (free_port is re-exported)
 
 # Memorised by the tiny model, so greedy output is Hangul whose syllables are split across
 # byte-level tokens (the tokenizer's vocabulary is too small to merge them all).
@@ -64,29 +61,7 @@ def model_settings(model_dir: Path, tmp: Path, **overrides: object) -> Settings:
     return load_settings(**values)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve(app: object) -> Iterator[str]:
-    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+serve = serve_in_thread
 
 
 @contextmanager

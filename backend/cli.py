@@ -100,20 +100,10 @@ def model_server(settings: Settings, enabled: bool) -> Iterator[Settings]:
 
 def _database_answers(settings: Settings) -> bool:
     """A quick ping before serving, so a wrong URI is one line rather than a start-up traceback."""
-    from pymongo import MongoClient
-    from pymongo.errors import PyMongoError
+    from backend.db.embedded import database_answers
 
     assert settings.mongodb_uri is not None
-    client: MongoClient[dict[str, object]] = MongoClient(
-        settings.mongodb_uri.get_secret_value(), serverSelectionTimeoutMS=5000
-    )
-    try:
-        client.admin.command("ping")
-        return True
-    except PyMongoError:
-        return False
-    finally:
-        client.close()
+    return database_answers(settings.mongodb_uri.get_secret_value(), timeout_ms=5000)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -27,6 +27,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def database_answers(uri: str, *, timeout_ms: int) -> bool:
+    """One ping: used while the embedded server starts and before serving on any database."""
+    client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
 def _server_command() -> list[str]:
     exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
     if not Path(exe).exists():
@@ -63,21 +75,11 @@ class EmbeddedMongo:
                     f"embedded database exited with code {self._proc.returncode} "
                     f"(storage {self.storage}; is another kovr using it?)"
                 )
-            if self._ping():
+            if database_answers(self.uri, timeout_ms=300):
                 return self.uri
             time.sleep(0.1)
         self.stop()
         raise EmbeddedDatabaseError(f"embedded database did not answer on port {self.port} in {timeout_s:.0f}s")
-
-    def _ping(self) -> bool:
-        client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=300)
-        try:
-            client.admin.command("ping")
-            return True
-        except PyMongoError:
-            return False
-        finally:
-            client.close()
 
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:

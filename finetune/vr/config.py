@@ -89,6 +89,9 @@ class VRDataSection(ConfigModel):
     images: bool = True
     template: str = "kullm"
     max_seq_len: int = Field(default=512, ge=16)
+    # "grouped": batches of similar length (short image questions apart from long instructions);
+    # "padded": a plain shuffle, every batch padded to its longest example.
+    batching: Literal["grouped", "padded"] = "grouped"
     max_records: int | None = Field(default=None, ge=1, description="per file, for quick runs")
 
     @model_validator(mode="after")

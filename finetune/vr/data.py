@@ -197,11 +197,22 @@ def encode(record: VRRecord, tokenizer: Any, template: PromptTemplate, use_image
     return Encoded(prompt.input_ids + answer, prompt.labels + answer, prompt.image, prompt.image_pos)
 
 
-def epoch_batches(items: list[Encoded], size: int, seed: int) -> Callable[[int], list[list[Encoded]]]:
-    """Micro-batches of one epoch: a seeded shuffle, a pure function of (seed, epoch) for resume."""
+def epoch_batches(items: list[Encoded], size: int, seed: int,
+                  grouped: bool = True) -> Callable[[int], list[list[Encoded]]]:
+    """Micro-batches of one epoch, a pure function of (seed, epoch) for resume.
+
+    ``grouped``: similar lengths share a batch (finetune's length grouping), so short image
+    questions are not padded to the length of a long text-only instruction; otherwise a plain
+    seeded shuffle.
+    """
+    from finetune.batching import plan_epoch
+
+    lengths = [len(it.input_ids) for it in items]
+    mode = "grouped" if grouped else "padded"
+
     def batches(epoch: int) -> list[list[Encoded]]:
-        order = list(range(len(items)))
-        random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        full = [[items[i] for i in order[s:s + size]] for s in range(0, len(order) - size + 1, size)]
-        return full or [[items[i] for i in order]]
+        plan = plan_epoch(lengths, mode=mode, micro_batch_size=size, max_seq_len=max(lengths), seed=seed,
+                          epoch=epoch)
+        full = [[items[row[0]] for row in batch] for batch in plan if len(batch) == size]
+        return full or [[items[row[0]] for batch in plan for row in batch]]
     return batches

@@ -137,10 +137,11 @@ def run_finetune_vr(cfg: VRConfig) -> VRRunResult:
         return {"accuracy": float(result["overall"]["accuracy"]), **flat}
 
     prefix = align.num_prefix_tokens if cfg.data.images else 0
+    batches = epoch_batches(items, cfg.train.micro_batch_size, cfg.run.seed, cfg.data.batching == "grouped")
     started = time.perf_counter()
     state = train_loop(LoopSpec(
         model=model, optimizer=optimizer, scheduler=scheduler, run_dir=run_dir, train=cfg.train,
-        total_steps=total, batches_for_epoch=epoch_batches(items, cfg.train.micro_batch_size, cfg.run.seed),
+        total_steps=total, batches_for_epoch=batches,
         loss_fn=loss_sum, weight_fn=lambda b: sum(it.loss_tokens for it in b),
         tokens_fn=lambda b: sum(len(it.input_ids) + (prefix if it.image else 0) for it in b),
         eval_fn=eval_fn if eval_records else None, autocast_dtype=runtime.autocast,

@@ -153,3 +153,24 @@ def test_bad_configs_are_clear_errors(vr_data: Path, tmp_path: Path) -> None:
                            "--set", f"data.dir={tmp_path / 'none'}", "--set", f"run.output_dir={tmp_path / 'r'}"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "data file not found" in proc.stderr
+
+
+def test_grouped_batches_pad_less_and_repeat_per_epoch() -> None:
+    """Short image questions and long text instructions do not share a batch (grouped), and the
+    plan is a pure function of (seed, epoch), which resume relies on."""
+    import random
+
+    from finetune.vr.data import Encoded, epoch_batches
+
+    rng = random.Random(0)
+    items = [Encoded([1] * n, [1] * n, None, 0) for n in [rng.randint(40, 60) for _ in range(900)] +
+             [rng.randint(100, 190) for _ in range(100)]]
+
+    def padded_tokens(batches: list[list[Encoded]]) -> int:
+        return sum(len(b) * max(len(it.input_ids) for it in b) for b in batches)
+
+    grouped, plain = epoch_batches(items, 32, seed=3), epoch_batches(items, 32, seed=3, grouped=False)
+    assert all(len(b) == 32 for b in grouped(0)) and len(grouped(0)) == len(plain(0)) == 1000 // 32
+    assert padded_tokens(grouped(0)) < 0.5 * padded_tokens(plain(0))
+    assert [[id(it) for it in b] for b in grouped(1)] == [[id(it) for it in b] for b in grouped(1)]
+    assert [[id(it) for it in b] for b in grouped(1)] != [[id(it) for it in b] for b in grouped(2)]

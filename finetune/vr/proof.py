@@ -22,10 +22,10 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 
 @dataclass(frozen=True)
 class ProofSize:
-    scenes: int = 1500
+    scenes: int = 6000
     pretrain_steps: int = 300
     stage1_steps: int = 300
-    stage2_steps: int = 2500
+    stage2_steps: int = 12000
     eval_max: int = 1000
     types: tuple[str, ...] = ()  # only these question types in stage 2 and eval (empty: all)
 

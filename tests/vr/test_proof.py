@@ -1,5 +1,6 @@
 """The image matters: a fast version of bench/bench_vr.py, then the trained checkpoint served by
-model_server answers an image question through the TGI API.
+model_server answers image questions through the TGI API and through the chat (upload, message,
+SSE stream), which gives the same answers.
 
 The threshold is one a model that ignores the image cannot pass: colour answers are balanced over
 five colours (a blind guess gets about 20-25%), so 40% on ~100 held-out questions is more than three
@@ -20,9 +21,11 @@ from finetune.vr.proof import ProofSize, run_proof
 pytestmark = pytest.mark.slow
 
 # Colour questions only, to keep it to a few minutes on CPU (the bench runs every type).
-SMALL = ProofSize(scenes=1000, pretrain_steps=250, stage1_steps=100, stage2_steps=700, eval_max=300,
+SMALL = ProofSize(scenes=2000, pretrain_steps=250, stage1_steps=100, stage2_steps=2500, eval_max=300,
                   types=("colour",))
 COLOUR_THRESHOLD = 0.40
+SERVED_QUESTIONS = 40
+CHAT_QUESTIONS = 12
 
 
 @pytest.fixture(scope="module")
@@ -41,28 +44,77 @@ def test_align_model_beats_the_text_only_baseline(proof: tuple[Path, dict[str, A
     assert results["align"]["overall"]["accuracy"] > results["text_only"]["overall"]["accuracy"] + 0.05
 
 
-async def test_served_checkpoint_answers_an_image_question(proof: tuple[Path, dict[str, Any]]) -> None:
+@pytest.fixture(scope="module")
+def colour_questions(proof: tuple[Path, dict[str, Any]]) -> list[Any]:
+    from finetune.vr.data import load_vqa
+
+    workdir, _ = proof
+    return [r for r in load_vqa(workdir / "data" / "test_vqa.jsonl") if r.type == "colour"][:SERVED_QUESTIONS]
+
+
+@pytest.fixture(scope="module")
+def served_answers(proof: tuple[Path, dict[str, Any]], colour_questions: list[Any]) -> list[str]:
+    """The checkpoint served by model_server, asked through the TGI API with text_generation."""
+    import asyncio
+
     from text_generation import AsyncClient
 
-    from finetune.vr.data import instruction_text, load_vqa
-    from kovr.prompt import KULLM
-    from kovr.settings import load_settings
-    from model_server.align import encode_data_uri
+    from finetune.vr.data import instruction_text
     from finetune.vr.model import load_image
+    from kovr.prompt import KULLM
+    from model_server.align import encode_data_uri
     from tests.model_server.conftest import model_server
 
     workdir, _ = proof
-    settings = load_settings(vr_checkpoint=str(workdir / "align" / "align"), data_dir=workdir / "srv",
-                             device="cpu", torch_threads=1, max_input_tokens=300, max_total_tokens=400)
-    questions = [r for r in load_vqa(workdir / "data" / "test_vqa.jsonl") if r.type == "colour"][:40]
-    with model_server(settings) as url:
+    with model_server(_served_settings(workdir, "tgi")) as url:
         client = AsyncClient(url, timeout=120)
+
+        async def ask_all() -> list[str]:
+            answers = []
+            for record in colour_questions:
+                prompt = KULLM.render(instruction_text(record, encode_data_uri(load_image(record.image))))
+                response = await client.generate(prompt, max_new_tokens=6, stop_sequences=list(KULLM.stop))
+                answers.append(response.generated_text.strip())
+            return answers
+
+        return asyncio.run(ask_all())
+
+
+def _served_settings(workdir: Path, name: str) -> Any:
+    from kovr.settings import load_settings
+
+    return load_settings(vr_checkpoint=str(workdir / "align" / "align"), data_dir=workdir / f"srv-{name}",
+                         device="cpu", torch_threads=1, max_input_tokens=300, max_total_tokens=400)
+
+
+def test_served_checkpoint_answers_an_image_question(served_answers: list[str], colour_questions: list[Any]) -> None:
+    correct = sum(a == r.output for a, r in zip(served_answers, colour_questions, strict=True))
+    assert all(served_answers), served_answers
+    assert correct / len(colour_questions) >= COLOUR_THRESHOLD - 0.1, \
+        list(zip(served_answers, [r.output for r in colour_questions]))
+
+
+def test_chat_answers_an_uploaded_image_like_the_served_model(
+    proof: tuple[Path, dict[str, Any]], colour_questions: list[Any], served_answers: list[str], mongo_uri: str,
+) -> None:
+    """The chat's path (upload, message with the image, SSE stream, saved answer) gives the same
+    greedy answers as the TGI API: the image reaches the model unchanged."""
+    from model_server.app import create_model_app
+    from tests.chat.support import backend, backend_settings, serve_in_thread, sign_up, stream_message
+
+    workdir, _ = proof
+    asked = colour_questions[:CHAT_QUESTIONS]
+    with serve_in_thread(create_model_app(_served_settings(workdir, "chat"))) as model_url, \
+            backend(backend_settings(mongo_uri, model_url, workdir / "app")) as url:
+        account = sign_up(url)
         answers = []
-        for record in questions:
-            uri = encode_data_uri(load_image(record.image))
-            prompt = KULLM.render(instruction_text(record, uri))
-            response = await client.generate(prompt, max_new_tokens=6, stop_sequences=list(KULLM.stop))
-            answers.append(response.generated_text.strip())
-    correct = sum(a == r.output for a, r in zip(answers, questions, strict=True))
-    assert all(answers), answers
-    assert correct / len(questions) >= COLOUR_THRESHOLD - 0.1, list(zip(answers, [r.output for r in questions]))
+        for record in asked:
+            upload = account.client.post("/api/v1/images", files={
+                "file": ("scene.png", Path(record.image).read_bytes(), "image/png")})
+            assert upload.status_code == 201, upload.text
+            conversation = account.conversation()
+            events = stream_message(account, conversation, record.instruction, image_ids=[upload.json()["id"]],
+                                    parameters={"max_new_tokens": 6, "temperature": 0})
+            assert events[-1].event == "done", events[-1]
+            answers.append(account.messages(conversation)[-1]["content"].strip())
+    assert answers == served_answers[:CHAT_QUESTIONS]

@@ -31,7 +31,8 @@ def _tiny(data: Path, out: Path, stage: int, **extra: Any) -> list[str]:
                      "language_model.tiny.intermediate_size": 64, "language_model.tiny.vocab_size": 400,
                      "language_model.tiny.pretrain_steps": 3, "language_model.tiny.pretrain_batch_size": 8})
     else:
-        sets.update({"lora.r": 4, "lora.alpha": 8})
+        # The LoRA path of stage 2 (the CPU proof's config trains the tiny LM fully).
+        sets.update({"language_model.stage2_training": "lora", "lora.r": 4, "lora.alpha": 8})
     sets.update(extra)
     return [f"{k}={v}" for k, v in sets.items()]
 

@@ -198,17 +198,16 @@ def encode(record: VRRecord, tokenizer: Any, template: PromptTemplate, use_image
 
 
 def epoch_batches(items: list[Encoded], size: int, seed: int,
-                  grouped: bool = True) -> Callable[[int], list[list[Encoded]]]:
+                  mode: str = "grouped") -> Callable[[int], list[list[Encoded]]]:
     """Micro-batches of one epoch, a pure function of (seed, epoch) for resume.
 
     ``grouped``: similar lengths share a batch (finetune's length grouping), so short image
-    questions are not padded to the length of a long text-only instruction; otherwise a plain
+    questions are not padded to the length of a long text-only instruction; ``padded``: a plain
     seeded shuffle.
     """
     from finetune.batching import plan_epoch
 
     lengths = [len(it.input_ids) for it in items]
-    mode = "grouped" if grouped else "padded"
 
     def batches(epoch: int) -> list[list[Encoded]]:
         plan = plan_epoch(lengths, mode=mode, micro_batch_size=size, max_seq_len=max(lengths), seed=seed,

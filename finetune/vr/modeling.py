@@ -105,7 +105,7 @@ def _tiny_base(cfg: VRConfig, run_dir: Path, template: PromptTemplate, runtime: 
     train_loop(LoopSpec(
         model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, train, tiny.pretrain_steps),
         run_dir=run_dir / "base_lm_run", train=train, total_steps=tiny.pretrain_steps,
-        batches_for_epoch=epoch_batches(items, train.micro_batch_size, cfg.run.seed),
+        batches_for_epoch=epoch_batches(items, train.micro_batch_size, cfg.run.seed, cfg.data.batching),
         loss_fn=text_loss_sum, weight_fn=lambda b: sum(it.loss_tokens for it in b),
         tokens_fn=lambda b: sum(len(it.input_ids) for it in b),
     ))

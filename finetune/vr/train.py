@@ -137,7 +137,7 @@ def run_finetune_vr(cfg: VRConfig) -> VRRunResult:
         return {"accuracy": float(result["overall"]["accuracy"]), **flat}
 
     prefix = align.num_prefix_tokens if cfg.data.images else 0
-    batches = epoch_batches(items, cfg.train.micro_batch_size, cfg.run.seed, cfg.data.batching == "grouped")
+    batches = epoch_batches(items, cfg.train.micro_batch_size, cfg.run.seed, cfg.data.batching)
     started = time.perf_counter()
     state = train_loop(LoopSpec(
         model=model, optimizer=optimizer, scheduler=scheduler, run_dir=run_dir, train=cfg.train,

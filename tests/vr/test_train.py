@@ -170,7 +170,7 @@ def test_grouped_batches_pad_less_and_repeat_per_epoch() -> None:
     def padded_tokens(batches: list[list[Encoded]]) -> int:
         return sum(len(b) * max(len(it.input_ids) for it in b) for b in batches)
 
-    grouped, plain = epoch_batches(items, 32, seed=3), epoch_batches(items, 32, seed=3, grouped=False)
+    grouped, plain = epoch_batches(items, 32, seed=3), epoch_batches(items, 32, seed=3, mode="padded")
     assert all(len(b) == 32 for b in grouped(0)) and len(grouped(0)) == len(plain(0)) == 1000 // 32
     assert padded_tokens(grouped(0)) < 0.5 * padded_tokens(plain(0))
     assert [[id(it) for it in b] for b in grouped(1)] == [[id(it) for it in b] for b in grouped(1)]

@@ -36,14 +36,19 @@ async def post_message(
     stream: bool = Query(default=True, description="false: wait and return the answer as JSON"),
 ) -> Any:
     conversation = await owned_conversation(db, user, conversation_id)
+    sent = await _send(chat, db, user, conversation, body)
+    return await answer_response(request, chat, db, user, sent, stream)
+
+
+async def _send(chat: service.ChatServices, db: DbDep, user: dict[str, Any], conversation: dict[str, Any],
+                body: MessageCreate) -> service.Sent:
     try:
-        sent = await service.send_message(
+        return await service.send_message(
             chat, db, user_id=user["_id"], conversation=conversation, content=body.content,
             image_ids=body.image_ids, params=body.parameters,
         )
     except ChatError as exc:
         raise api_error(exc) from exc
-    return await answer_response(request, chat, db, user, sent, stream)
 
 
 async def answer_response(
@@ -63,13 +68,7 @@ async def first_message_response(
 ) -> Any:
     """For POST /conversations with a first message: the answer's stream, the new id in a header."""
     chat = request.app.state.chat
-    try:
-        sent = await service.send_message(
-            chat, db, user_id=user["_id"], conversation=conversation, content=body.content,
-            image_ids=body.image_ids, params=body.parameters,
-        )
-    except ChatError as exc:
-        raise api_error(exc) from exc
+    sent = await _send(chat, db, user, conversation, body)
     response = event_stream(sent.generation.listen(), locale=locale_of(request),
                             keepalive_s=chat.settings.chat_keepalive_s)
     response.headers["X-Conversation-Id"] = str(conversation["_id"])

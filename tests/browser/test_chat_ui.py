@@ -14,11 +14,11 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.browser.support import PASSWORD, attach_image, fill_sign_up, send_with_image
 from tests.chat.support import QA, StreamKnobs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "한글비번-password-9"
 STEPS_JS = """() => {
   window.__steps = [];
   const record = () => {
@@ -39,10 +39,7 @@ def _shot(page: Any, folder: Path, name: str) -> None:
 
 
 def _sign_up(page: Any, base: str, email: str, artifacts: Path) -> None:
-    page.goto(f"{base}/signup")
-    page.get_by_label("이름").fill("김하늘")
-    page.get_by_label("이메일").fill(email)
-    page.get_by_label("비밀번호").fill(PASSWORD)
+    fill_sign_up(page, base, email)
     _shot(page, artifacts, "signup")
     page.get_by_role("button", name="회원가입").click()
     page.wait_for_url(f"{base}/chat")
@@ -208,12 +205,9 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     _paste_and_drop_images(page)
     image = tmp_path / "사진.png"
     Image.new("RGB", (64, 48), "orange").save(image)
-    page.locator("#file-input").set_input_files(str(image))
-    page.locator(".attachment input[name=image_ids]").wait_for(state="attached")
+    attach_image(page, image)
     _shot(page, artifacts_dir, "attachment")
-    page.locator("#composer-input").fill("이 그림은 무엇인가요?")
-    page.locator("#composer-input").press("Enter")
-    page.locator("article.msg.user img").last.wait_for()
+    send_with_image(page, "이 그림은 무엇인가요?")
     page.locator("article.msg.assistant.has-error").last.wait_for(timeout=60_000)
     assert "이미지" in page.locator("article.msg.assistant .note.error").last.inner_text()
     assert page.locator("article.msg.user img").last.evaluate("img => img.naturalWidth") == 64

@@ -1,6 +1,6 @@
 """The image matters: a fast version of bench/bench_vr.py, then the trained checkpoint served by
-model_server answers image questions through the TGI API and through the chat (upload, message,
-SSE stream), which gives the same answers.
+model_server answers image questions through the TGI API, through the chat API (upload, message,
+SSE stream), which gives the same answers, and in the chat page of a real browser.
 
 The threshold is one a model that ignores the image cannot pass: colour answers are balanced over
 five colours (a blind guess gets about 20-25%), so 40% on ~100 held-out questions is more than three
@@ -118,3 +118,46 @@ def test_chat_answers_an_uploaded_image_like_the_served_model(
             assert events[-1].event == "done", events[-1]
             answers.append(account.messages(conversation)[-1]["content"].strip())
     assert answers == served_answers[:CHAT_QUESTIONS]
+
+
+@pytest.mark.browser
+def test_the_chat_page_shows_the_models_answer_about_an_uploaded_scene(
+    proof: tuple[Path, dict[str, Any]], colour_questions: list[Any], mongo_uri: str, artifacts_dir: Path,
+) -> None:
+    """A person's path: pick the scene file, ask in Korean, read the VR model's answer in the page.
+
+    The page samples (temperature 0.7), so this checks the answer is one of the colour words the
+    model was taught; the greedy answers above check that the image decides which one.
+    """
+    import uuid
+
+    from finetune.vr.scenes import COLOURS
+    from model_server.app import create_model_app
+    from tests.browser.support import attach_image, chromium, fill_sign_up, send_with_image
+    from tests.chat.support import backend, backend_settings, serve_in_thread
+
+    workdir, _ = proof
+    record = colour_questions[0]
+    with serve_in_thread(create_model_app(_served_settings(workdir, "ui"))) as model_url, \
+            backend(backend_settings(mongo_uri, model_url, workdir / "ui-app")) as url, chromium() as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR").new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        fill_sign_up(page, url, f"vr-{uuid.uuid4().hex[:8]}@example.com")
+        page.get_by_role("button", name="회원가입").click()
+        page.wait_for_url(f"{url}/chat")
+        attach_image(page, Path(record.image))
+        send_with_image(page, record.instruction)
+        done = page.locator("article.msg.assistant .msg-body > .content.markdown").last
+        done.wait_for(timeout=120_000)
+        answer = done.inner_text().strip()
+        shown = page.locator("article.msg.user img").last.evaluate("img => img.naturalWidth")
+        page.screenshot(path=str(artifacts_dir / "chat-ui-vr-answer.png"))
+        conversation_id = page.url.rsplit("/", 1)[-1]
+        saved = page.request.get(f"{url}/api/v1/conversations/{conversation_id}/messages").json()["items"]
+    assert answer in {noun for noun, _, _ in COLOURS}, answer
+    assert shown == 64  # the scene as uploaded (64 px), shown in the thread
+    assert [m["role"] for m in saved] == ["user", "assistant"]
+    assert saved[0]["content"] == record.instruction and saved[0]["image_ids"]
+    assert saved[1]["content"].strip() == answer
+    assert errors == []

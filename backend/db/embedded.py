@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -91,7 +92,7 @@ class EmbeddedMongo:
             self._proc.kill()
             self._proc.wait()
 
-    def __enter__(self) -> EmbeddedMongo:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -163,7 +163,7 @@ def _demo_instructions() -> list[dict[str, str]]:
 def mix_text(image_records: list[VRRecord], text_records: list[VRRecord], ratio: float,
              seed: int) -> list[VRRecord]:
     """Image records plus ``ratio`` text-only records per image record (sampled with repetition if short)."""
-    want = int(round(ratio * len(image_records)))
+    want = round(ratio * len(image_records))
     if want == 0 or not text_records:
         return list(image_records)
     rng = random.Random(seed)

@@ -11,14 +11,26 @@ from typing import Any
 from finetune.config import TrainSection
 from finetune.loop import LoopSpec, train_loop
 from finetune.modeling import Runtime, add_lora, load_base_model, resolve_runtime, tiny_model, train_tokenizer
-from finetune.vr.config import VRConfig
 from finetune.optim import build_optimizer, build_scheduler
+from finetune.vr.config import VRConfig
 from finetune.vr.data import (
-    IGNORE, Encoded, VRRecord, encode, epoch_batches, load_captions, load_text_instructions, load_vqa,
+    IGNORE,
+    Encoded,
+    VRRecord,
+    encode,
+    epoch_batches,
+    load_captions,
+    load_text_instructions,
+    load_vqa,
 )
 from kovr.prompt import PromptTemplate
 from model_server.align import (
-    LM_DIR, LORA_DIR, AlignConfig, AlignModel, language_model_source, make_tiny_align_model,
+    LM_DIR,
+    LORA_DIR,
+    AlignConfig,
+    AlignModel,
+    language_model_source,
+    make_tiny_align_model,
 )
 
 BASE_LM_DIR = "base_lm"

@@ -24,6 +24,7 @@ def _kovr(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kovr", *args],
+        check=False,
         env=env,
         cwd=cwd,
         input=stdin,

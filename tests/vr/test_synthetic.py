@@ -81,7 +81,7 @@ def test_heldout_templates_and_scenes_never_in_training(vr_set: Path) -> None:
     assert heldout_ids and not heldout_ids & {q["template"] for q in train_q}
     assert heldout_ids <= {q["template"] for q in test_q}
     assert {q["question"] for q in test_q if q["heldout_template"]}.isdisjoint({q["question"] for q in train_q})
-    signature = lambda c: tuple(sorted((o["colour"], o["shape"], round(o["x"]), round(o["y"])) for o in c["scene"]))  # noqa: E731
+    signature = lambda c: tuple(sorted((o["colour"], o["shape"], round(o["x"]), round(o["y"])) for o in c["scene"]))
     train_scenes = {signature(c) for c in _read(vr_set / "train_captions.jsonl")}
     assert not train_scenes & {signature(c) for c in _read(vr_set / "test_captions.jsonl")}
 
@@ -115,7 +115,10 @@ def test_answers_agree_with_the_scene(vr_set: Path) -> None:
         else:
             word = next(w for w in DIRECTIONS if f"{w}에" in text)
             axis, sign = DIRECTIONS[word]
-            towards = lambda o: sign * (o.x if axis == "x" else o.y)  # noqa: E731
+
+            def towards(o: SceneObject, axis: str = axis, sign: int = sign) -> float:
+                return sign * (o.x if axis == "x" else o.y)
+
             assert len(named) == 2 and abs(towards(named[0]) - towards(named[1])) >= MIN_SEPARATION
             if answer in (YES, NO):
                 reference = next(o for o in named if f"{o.name}의" in text)
@@ -138,9 +141,9 @@ def test_particles_in_generated_text(vr_set: Path) -> None:
 
 def test_cli_writes_a_set_and_rejects_bad_counts(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "d"), "--count", "5",
-                         "--seed", "1"], capture_output=True, text=True, timeout=120)
+                         "--seed", "1"], check=False, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "d" / "train_vqa.jsonl").is_file()
     bad = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "e"), "--count", "1"],
-                         capture_output=True, text=True, timeout=120)
+                         check=False, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "count must be at least 2" in bad.stderr

@@ -90,7 +90,7 @@ def test_stage2_lora_merged_changes_the_lm_and_eval_cli_reports(stage1: Path, vr
     report = tmp_path / "eval.json"
     proc = subprocess.run(
         [sys.executable, "-m", "kovr", "eval-vr", str(out), "--data", str(vr_data), "--max", "10",
-         "--json", str(report), "--threads", "1"], capture_output=True, text=True, timeout=300,
+         "--json", str(report), "--threads", "1"], check=False, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "| 유형 type | n | 정확도 accuracy |" in proc.stdout
@@ -152,7 +152,7 @@ def test_bad_configs_are_clear_errors(vr_data: Path, tmp_path: Path) -> None:
         load_config(VRConfig, None, ["stage=1", f"data.dir={vr_data}", "vision.tiny.tpyo=1"])
     proc = subprocess.run([sys.executable, "-m", "kovr", "finetune-vr", str(CONFIGS / "tiny_stage1.yaml"),
                            "--set", f"data.dir={tmp_path / 'none'}", "--set", f"run.output_dir={tmp_path / 'r'}"],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "data file not found" in proc.stderr
 
 

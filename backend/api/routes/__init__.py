@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import auth, conversations, health, tokens, users
-from backend.api.routes import chat, images, messages, openai_compat, pages
+from backend.api.routes import (
+    auth,
+    chat,
+    conversations,
+    health,
+    images,
+    messages,
+    openai_compat,
+    pages,
+    tokens,
+    users,
+)
 
 API_PREFIX = "/api/v1"
 

@@ -53,8 +53,21 @@ def colour_questions(proof: tuple[Path, dict[str, Any]]) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def served_answers(proof: tuple[Path, dict[str, Any]], colour_questions: list[Any]) -> list[str]:
-    """The checkpoint served by model_server, asked through the TGI API with text_generation."""
+def served_url(proof: tuple[Path, dict[str, Any]]) -> Iterator[str]:
+    """The trained checkpoint served by model_server (`--vr`), for the API, the chat and the page."""
+    from kovr.settings import load_settings
+    from tests.model_server.conftest import model_server
+
+    workdir, _ = proof
+    settings = load_settings(vr_checkpoint=str(workdir / "align" / "align"), data_dir=workdir / "srv",
+                             device="cpu", torch_threads=1, max_input_tokens=300, max_total_tokens=400)
+    with model_server(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def served_answers(served_url: str, colour_questions: list[Any]) -> list[str]:
+    """Greedy answers through the TGI API with text_generation."""
     import asyncio
 
     from text_generation import AsyncClient
@@ -63,28 +76,18 @@ def served_answers(proof: tuple[Path, dict[str, Any]], colour_questions: list[An
     from finetune.vr.model import load_image
     from kovr.prompt import KULLM
     from model_server.align import encode_data_uri
-    from tests.model_server.conftest import model_server
 
-    workdir, _ = proof
-    with model_server(_served_settings(workdir, "tgi")) as url:
-        client = AsyncClient(url, timeout=120)
+    client = AsyncClient(served_url, timeout=120)
 
-        async def ask_all() -> list[str]:
-            answers = []
-            for record in colour_questions:
-                prompt = KULLM.render(instruction_text(record, encode_data_uri(load_image(record.image))))
-                response = await client.generate(prompt, max_new_tokens=6, stop_sequences=list(KULLM.stop))
-                answers.append(response.generated_text.strip())
-            return answers
+    async def ask_all() -> list[str]:
+        answers = []
+        for record in colour_questions:
+            prompt = KULLM.render(instruction_text(record, encode_data_uri(load_image(record.image))))
+            response = await client.generate(prompt, max_new_tokens=6, stop_sequences=list(KULLM.stop))
+            answers.append(response.generated_text.strip())
+        return answers
 
-        return asyncio.run(ask_all())
-
-
-def _served_settings(workdir: Path, name: str) -> Any:
-    from kovr.settings import load_settings
-
-    return load_settings(vr_checkpoint=str(workdir / "align" / "align"), data_dir=workdir / f"srv-{name}",
-                         device="cpu", torch_threads=1, max_input_tokens=300, max_total_tokens=400)
+    return asyncio.run(ask_all())
 
 
 def test_served_checkpoint_answers_an_image_question(served_answers: list[str], colour_questions: list[Any]) -> None:
@@ -95,17 +98,16 @@ def test_served_checkpoint_answers_an_image_question(served_answers: list[str], 
 
 
 def test_chat_answers_an_uploaded_image_like_the_served_model(
-    proof: tuple[Path, dict[str, Any]], colour_questions: list[Any], served_answers: list[str], mongo_uri: str,
+    proof: tuple[Path, dict[str, Any]], served_url: str, colour_questions: list[Any], served_answers: list[str],
+    mongo_uri: str,
 ) -> None:
     """The chat's path (upload, message with the image, SSE stream, saved answer) gives the same
     greedy answers as the TGI API: the image reaches the model unchanged."""
-    from model_server.app import create_model_app
-    from tests.chat.support import backend, backend_settings, serve_in_thread, sign_up, stream_message
+    from tests.chat.support import backend, backend_settings, sign_up, stream_message
 
     workdir, _ = proof
     asked = colour_questions[:CHAT_QUESTIONS]
-    with serve_in_thread(create_model_app(_served_settings(workdir, "chat"))) as model_url, \
-            backend(backend_settings(mongo_uri, model_url, workdir / "app")) as url:
+    with backend(backend_settings(mongo_uri, served_url, workdir / "app")) as url:
         account = sign_up(url)
         answers = []
         for record in asked:
@@ -122,7 +124,8 @@ def test_chat_answers_an_uploaded_image_like_the_served_model(
 
 @pytest.mark.browser
 def test_the_chat_page_shows_the_models_answer_about_an_uploaded_scene(
-    proof: tuple[Path, dict[str, Any]], colour_questions: list[Any], mongo_uri: str, artifacts_dir: Path,
+    proof: tuple[Path, dict[str, Any]], served_url: str, colour_questions: list[Any], mongo_uri: str,
+    artifacts_dir: Path,
 ) -> None:
     """A person's path: pick the scene file, ask in Korean, read the VR model's answer in the page.
 
@@ -132,14 +135,12 @@ def test_the_chat_page_shows_the_models_answer_about_an_uploaded_scene(
     import uuid
 
     from finetune.vr.scenes import COLOURS
-    from model_server.app import create_model_app
     from tests.browser.support import attach_image, chromium, fill_sign_up, send_with_image
-    from tests.chat.support import backend, backend_settings, serve_in_thread
+    from tests.chat.support import backend, backend_settings
 
     workdir, _ = proof
     record = colour_questions[0]
-    with serve_in_thread(create_model_app(_served_settings(workdir, "ui"))) as model_url, \
-            backend(backend_settings(mongo_uri, model_url, workdir / "ui-app")) as url, chromium() as browser:
+    with backend(backend_settings(mongo_uri, served_url, workdir / "ui-app")) as url, chromium() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR").new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -1,0 +1,71 @@
+"""The visual-reasoning benches: the GPU configs they run, the scale bench's CPU smoke run, seed lists."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from finetune.config import load_config
+from finetune.vr.config import VRConfig
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "finetune" / "vr" / "configs"
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_vr import parse_seeds
+
+
+def test_gpu_configs_name_pretrained_models_and_train_the_llava_way() -> None:
+    s1 = load_config(VRConfig, CONFIGS / "polyglot_ko_1.3b_stage1.yaml")
+    s2 = load_config(VRConfig, CONFIGS / "polyglot_ko_1.3b_stage2.yaml")
+    assert s1.vision.encoder == "openai/clip-vit-large-patch14" and s1.vision.feature_layer == -2
+    assert s1.language_model.name_or_path and s1.train.precision == "bf16" and s1.run.device == "cuda"
+    assert s2.init_from == Path("runs/vr-polyglot-ko-1.3b-stage1/align")
+    assert s2.language_model.stage2_training == "lora" and s2.language_model.save == "merged"
+    assert set(s2.lora.target_modules) == {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"}
+    assert s2.data.text_ratio > 0  # text-only instructions keep the Korean chat
+
+
+@pytest.mark.slow
+def test_scale_bench_small_runs_both_stages_and_the_text_only_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_vr_scale.py"), "--small", "--scenes", "40",
+         "--workdir", str(tmp_path / "work"), "--json", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = {r["run"]: r for r in json.loads(out.read_text(encoding="utf-8"))["runs"]}
+    assert runs["stage 1 (projector)"]["images_per_s"] > 0
+    assert runs["stage 2 (projector + LoRA)"]["images_per_s"] > 0
+    assert runs["stage 2, text-only baseline"]["images_per_s"] == 0
+    assert all(r["tokens_per_s"] > 0 and r["steps"] == 3 for r in runs.values())
+    assert "| stage 2, text-only baseline |" in done.stdout and "1.00x" in done.stdout
+    # Stage 2 saved only its adapter (no merged copy of the language model).
+    assert (tmp_path / "work" / "stage2" / "align" / "lora").is_dir()
+    assert not (tmp_path / "work" / "stage2" / "align" / "language_model").exists()
+
+
+def test_scale_bench_refuses_to_run_without_a_gpu_unless_small() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr_scale.py")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "--small" in done.stderr
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("0", [0]), ("0-3", [0, 1, 2, 3]), ("0-1,5", [0, 1, 5])])
+def test_seed_lists(text: str, seeds: list[int]) -> None:
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["0,0", "3-1", "x"])
+def test_bad_seed_lists_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_seeds(text)

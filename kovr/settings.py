@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     login_rate_limit: int = Field(default=10, ge=1, description="login attempts per window")
     login_rate_window_s: int = Field(default=300, ge=1)
     login_rate_limit_address: int = Field(default=50, ge=1, description="failed logins per client address per window")
+    signup_rate_limit_address: int = Field(default=20, ge=1, description="sign-ups per client address per window")
+    signup_rate_window_s: int = Field(default=3600, ge=1)
     refresh_reuse_grace_s: int = Field(default=10, ge=0, description="browser tabs racing to refresh one cookie")
 
     # --- input limits ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Accounts and sessions, for the API routes and the server-rendered pages alike.
 
-    user = await signup(db=db, email=..., password=..., display_name=...)
+    user = await signup(db=db, email=..., password=..., display_name=...)       # kovr create-user
+    user = await signup_from_client(db=db, settings=settings, ..., client_ip=ip)  # API and page, rate limited
     user = await authenticate(db=db, settings=settings, email=..., password=..., client_ip=ip)
     tokens = await issue_session_tokens(db=db, settings=settings, user=user)
     user, tokens = await rotate_refresh(db=db, settings=settings, refresh_token=...)
@@ -55,6 +56,14 @@ async def signup(
         )
     except users.EmailTaken:
         raise EmailAlreadyUsed(email) from None
+
+
+async def signup_from_client(
+    *, db: Db, settings: Settings, email: str, password: str, display_name: str, client_ip: str | None
+) -> dict[str, Any]:
+    """Self-service sign-up (the API and the page), rate limited per client address; create-user is not."""
+    await ratelimit.check_signup_allowed(db=db, settings=settings, client_ip=client_ip)
+    return await signup(db=db, email=email, password=password, display_name=display_name)
 
 
 async def authenticate(

@@ -1,4 +1,5 @@
-"""Sign-in rate limiting, per account and per client address, on failed attempts in a sliding window.
+"""Rate limits on accounts, in a sliding window: failed sign-ins per account and per client address,
+and sign-ups per client address (each costs an argon2 hash and creates an account).
 
 Kept in the database (`login_attempts`) so several app processes share the count.
 """
@@ -24,17 +25,33 @@ def _keys(email: str, client_ip: str | None) -> list[tuple[str, str]]:
 
 async def check_login_allowed(*, db: Db, settings: Settings, email: str, client_ip: str | None) -> None:
     """Raise RateLimited with the seconds until the oldest counted failure leaves the window."""
-    now = utcnow()
-    window = dt.timedelta(seconds=settings.login_rate_window_s)
     limits = {"account": settings.login_rate_limit, "address": settings.login_rate_limit_address}
-    retry_after = 0
-    for kind, key in _keys(email, client_ip):
-        count, oldest = await login_attempts.failures_since(db=db, key=key, since=now - window)
-        if count >= limits[kind] and oldest is not None:
-            wait = (as_utc(oldest) + window - now).total_seconds()
-            retry_after = max(retry_after, max(1, math.ceil(wait)))
-    if retry_after:
-        raise RateLimited(retry_after)
+    waits = [await _retry_after(db, key, limits[kind], settings.login_rate_window_s)
+             for kind, key in _keys(email, client_ip)]
+    if max(waits):
+        raise RateLimited(max(waits))
+
+
+async def check_signup_allowed(*, db: Db, settings: Settings, client_ip: str | None) -> None:
+    """Count this sign-up attempt against its address, or raise RateLimited if the address has used its quota."""
+    if not client_ip:
+        return
+    key, window = f"signup-ip:{client_ip}", settings.signup_rate_window_s
+    wait = await _retry_after(db, key, settings.signup_rate_limit_address, window)
+    if wait:
+        raise RateLimited(wait)
+    # Counted before the password is hashed, successful or not: the hash is the expensive part.
+    await login_attempts.record_failure(db=db, keys=[key], at=utcnow(), window_s=window)
+
+
+async def _retry_after(db: Db, key: str, limit: int, window_s: int) -> int:
+    """0 if ``key`` has fewer than ``limit`` entries in the window, else seconds until the oldest leaves it."""
+    now = utcnow()
+    window = dt.timedelta(seconds=window_s)
+    count, oldest = await login_attempts.failures_since(db=db, key=key, since=now - window)
+    if count < limit or oldest is None:
+        return 0
+    return max(1, math.ceil((as_utc(oldest) + window - now).total_seconds()))
 
 
 async def record_login_failure(*, db: Db, settings: Settings, email: str, client_ip: str | None) -> None:

@@ -15,7 +15,8 @@ WINDOW_S = 120
 
 @pytest.fixture(scope="module")
 def server_overrides() -> dict[str, Any]:
-    return {"login_rate_limit": 3, "login_rate_limit_address": 6, "login_rate_window_s": WINDOW_S}
+    return {"login_rate_limit": 3, "login_rate_limit_address": 6, "login_rate_window_s": WINDOW_S,
+            "signup_rate_limit_address": 4, "signup_rate_window_s": WINDOW_S}
 
 
 async def _login(
@@ -67,4 +68,28 @@ async def test_success_resets_the_account_count(client: httpx.AsyncClient, live:
     for _ in range(2):
         assert (await _login(client, user["email"], "wrong-password")).status_code == 401
     assert (await _login(client, user["email"], user["password"])).status_code == 200
+    await live.db.login_attempts.delete_many({})
+
+
+async def test_sign_ups_are_limited_per_client_address(make_client: Any, live: Any) -> None:
+    """Each sign-up costs an argon2 hash and an account: an address gets `signup_rate_limit_address`."""
+    await live.db.login_attempts.delete_many({"key": {"$regex": "^signup-ip:"}})
+    client = await make_client()
+    bodies = [{"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse battery",
+               "display_name": "새 사용자"} for _ in range(5)]
+    for body in bodies[:4]:
+        assert (await client.post("/api/v1/auth/signup", json=body)).status_code == 201
+    limited = await client.post("/api/v1/auth/signup", json=bodies[4])
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= WINDOW_S
+    assert await live.db.users.count_documents({"email": bodies[4]["email"]}) == 0
+    # The page shares the limit and says so in Korean.
+    await client.get("/healthz")
+    form = {**bodies[4], "csrf_token": client.cookies["kovr_csrf"]}
+    page = await client.post("/signup", data=form)
+    assert page.status_code == 429 and "잠시 후" in page.text
+    # Failed sign-ins do not use up the sign-up quota, nor sign-ups the sign-in one.
+    await live.db.login_attempts.delete_many({"key": {"$regex": "^signup-ip:"}})
+    assert (await client.post("/api/v1/auth/signup", json=bodies[4])).status_code == 201
+    assert (await _login(client, bodies[4]["email"], bodies[4]["password"])).status_code == 200
     await live.db.login_attempts.delete_many({})

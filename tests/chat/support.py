@@ -117,7 +117,7 @@ def backend_settings(mongo_uri: str, model_url: str, data_dir: Path, **overrides
         "profile": "test", "mongodb_uri": mongo_uri, "mongodb_db": f"chat_{uuid.uuid4().hex[:8]}",
         "jwt_secret": TEST_SECRET, "data_dir": data_dir, "model_server_url": model_url,
         "chat_save_interval_s": 0.05, "chat_keepalive_s": 1.0, "max_new_tokens_limit": 400,
-        "chat_default_max_new_tokens": 120, "chat_rate_limit": 1000,
+        "chat_default_max_new_tokens": 120, "chat_rate_limit": 1000, "signup_rate_limit_address": 10000,
     }
     values.update(overrides)
     return load_settings(**values)

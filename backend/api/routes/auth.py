@@ -38,10 +38,12 @@ def _client_ip(request: Request) -> str | None:
     "/signup",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    responses=error_responses(409, 422),
+    responses=error_responses(409, 422, 429),
 )
-async def signup(body: UserCreate, db: DbDep) -> UserPublic:
-    user = await auth.signup(db=db, email=body.email, password=body.password, display_name=body.display_name)
+async def signup(request: Request, body: UserCreate, db: DbDep, settings: SettingsDep) -> UserPublic:
+    """Rate limited per client address (`signup_rate_limit_address` per `signup_rate_window_s`)."""
+    user = await auth.signup_from_client(db=db, settings=settings, email=body.email, password=body.password,
+                                         display_name=body.display_name, client_ip=_client_ip(request))
     return UserPublic.from_doc(user)
 
 

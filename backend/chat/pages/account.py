@@ -73,7 +73,9 @@ async def signup(
     again = {"email": email, "display_name": display_name}
     try:
         body = UserCreate(email=email, password=password, display_name=display_name)
-        user = await auth.signup(db=db, email=body.email, password=body.password, display_name=body.display_name)
+        user = await auth.signup_from_client(
+            db=db, settings=settings, email=body.email, password=body.password, display_name=body.display_name,
+            client_ip=request.client.host if request.client else None)
     except ValidationError as exc:
         return render(request, "signup.html", 422, error=_validation_message(exc, request), **again)
     except ServiceError as exc:

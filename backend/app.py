@@ -84,6 +84,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description='한국어 LLM 채팅 API (Korean LLM chat). Errors: {"error": {"code", "message"}}.',
+        # /docs is our own route (backend/api/routes/api_docs.py): FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = None

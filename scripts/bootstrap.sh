@@ -27,7 +27,7 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[$extras]"
   if [ -f package.json ]; then
     echo "==> installing front-end packages (npm ci)"
-    npm ci --no-audit --no-fund --loglevel=error
+    npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   fi
   echo "$want" > "$stamp"
 fi

@@ -99,7 +99,21 @@ async def test_openapi_documents_the_api(client: httpx.AsyncClient) -> None:
     ):
         assert path in schema["paths"], path
     assert {"OAuth2PasswordBearer", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
-    assert (await client.get("/docs")).status_code == 200
+    assert (await client.get("/redoc")).status_code == 404  # ReDoc would load from a CDN
+
+
+async def test_api_docs_load_everything_from_our_origin(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text and "http://" not in page.text
+    for asset, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "css"),
+                        ("swagger-favicon-32x32.png", "png")):
+        assert f'"/static/vendor/{asset}"' in page.text
+        resp = await client.get(f"/static/vendor/{asset}")
+        assert resp.status_code == 200 and kind in resp.headers["content-type"] and len(resp.content) > 500
+    assert "/openapi.json" in page.text
+    redirect = await client.get("/docs/oauth2-redirect")
+    assert redirect.status_code == 200 and "oauth2" in redirect.text.lower()
 
 
 async def test_baseline_security_headers(client: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.routes import (
+    api_docs,
     auth,
     chat,
     conversations,
@@ -34,4 +35,5 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (images.router, API_PREFIX),
     (openai_compat.router, ""),
     (pages.router, ""),
+    (api_docs.router, ""),
 ]

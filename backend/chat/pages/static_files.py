@@ -1,7 +1,7 @@
 """Our own static files (backend/static) and the pinned npm packages (node_modules), same origin.
 
-htmx comes from `npm ci` (package.json / package-lock.json at the repo root); nothing is loaded
-from a CDN. A missing node_modules gives a 404 with a hint in the log, not a broken start-up.
+htmx and Swagger UI come from `npm ci` (package.json / package-lock.json at the repo root); nothing
+is loaded from a CDN. A missing node_modules gives a 404 with a hint in the log, not a broken start-up.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ log = logging.getLogger("kovr.pages")
 router = APIRouter(include_in_schema=False)
 
 STATIC_DIR = REPO_ROOT / "backend" / "static"
-VENDOR = {"htmx.min.js": REPO_ROOT / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"}
+_NPM = REPO_ROOT / "node_modules"
+VENDOR = {
+    "htmx.min.js": _NPM / "htmx.org" / "dist" / "htmx.min.js",
+    # Swagger UI for /docs (backend/api/routes/api_docs.py).
+    "swagger-ui-bundle.js": _NPM / "swagger-ui-dist" / "swagger-ui-bundle.js",
+    "swagger-ui.css": _NPM / "swagger-ui-dist" / "swagger-ui.css",
+    "swagger-favicon-32x32.png": _NPM / "swagger-ui-dist" / "favicon-32x32.png",
+}
 _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml",
           ".png": "image/png", ".ico": "image/x-icon", ".woff2": "font/woff2"}
 _CACHE = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}

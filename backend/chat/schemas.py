@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,19 @@ class ChatParameters(BaseModel):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+
+# The chat page's sampling, chosen per user in the settings (users.answer_style); the API takes
+# explicit parameters instead. "balanced" leaves the service's defaults (temperature 0.7, top-p 0.9).
+ANSWER_STYLES: dict[str, ChatParameters] = {
+    "precise": ChatParameters(temperature=0.0),
+    "balanced": ChatParameters(),
+    "creative": ChatParameters(temperature=1.0, top_p=0.95),
+}
+
+
+def answer_style_parameters(user: dict[str, Any]) -> ChatParameters:
+    return ANSWER_STYLES.get(user.get("answer_style", "balanced"), ANSWER_STYLES["balanced"]).model_copy()
 
 
 class MessageCreate(BaseModel):

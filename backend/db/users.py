@@ -53,7 +53,7 @@ async def get_user_by_email(*, db: Db, email: str) -> dict[str, Any] | None:
 
 
 async def update_user(*, db: Db, user_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
-    allowed = {k: v for k, v in changes.items() if k in {"display_name", "disabled", "role"}}
+    allowed = {k: v for k, v in changes.items() if k in {"display_name", "disabled", "role", "answer_style"}}
     return await db.users.find_one_and_update(
         {"_id": user_id}, {"$set": {**allowed, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
     )

@@ -21,9 +21,14 @@ class UserCreate(BaseModel):
     display_name: DisplayName
 
 
+# How the chat page samples answers (backend/chat/schemas.py ANSWER_STYLES): greedy, the default, freer.
+AnswerStyle = Literal["precise", "balanced", "creative"]
+
+
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     display_name: DisplayName | None = None
+    answer_style: AnswerStyle | None = None
 
 
 class PasswordChange(BaseModel):
@@ -37,6 +42,7 @@ class UserPublic(BaseModel):
     email: str
     display_name: str
     role: Literal["user", "admin"] = "user"
+    answer_style: AnswerStyle = "balanced"
     created_at: dt.datetime
 
     @classmethod
@@ -46,5 +52,6 @@ class UserPublic(BaseModel):
             email=doc["email"],
             display_name=doc["display_name"],
             role=doc.get("role", "user"),
+            answer_style=doc.get("answer_style", "balanced"),
             created_at=doc["created_at"],
         )

@@ -28,7 +28,7 @@ async def test_signup_returns_public_fields_only(client: httpx.AsyncClient) -> N
     )
     assert resp.status_code == 201
     body = resp.json()
-    assert set(body) == {"id", "email", "display_name", "role", "created_at"}
+    assert set(body) == {"id", "email", "display_name", "role", "answer_style", "created_at"}
     assert body["email"] == email  # stored lower-cased
     assert body["display_name"] == "김철수"
 
@@ -180,6 +180,11 @@ async def test_profile_update_and_limits(client: httpx.AsyncClient) -> None:
     assert resp.json()["display_name"] == "한글 이름"  # stored composed (NFC)
     assert (await client.patch("/api/v1/users/me", json={"display_name": "가" * 65})).status_code == 422
     assert (await client.patch("/api/v1/users/me", json={"email": "x@example.com"})).status_code == 422
+    assert resp.json()["answer_style"] == "balanced"
+    styled = await client.patch("/api/v1/users/me", json={"answer_style": "creative"})
+    assert styled.status_code == 200 and styled.json()["answer_style"] == "creative"
+    assert styled.json()["display_name"] == "한글 이름"  # other fields untouched
+    assert (await client.patch("/api/v1/users/me", json={"answer_style": "wild"})).status_code == 422
 
 
 async def test_nfd_password_and_email_match_their_nfc_form(

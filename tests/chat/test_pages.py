@@ -73,3 +73,33 @@ def test_signed_out_pages_go_to_login(app_url: str) -> None:
     bad = client.post("/signup", data={"csrf_token": client.cookies["kovr_csrf"], "email": "not-an-email",
                                        "password": "short", "display_name": "이름"})
     assert bad.status_code == 422 and "입력값이 올바르지 않습니다" in bad.text
+
+
+def _checked(page: str) -> list[str]:
+    return re.findall(r'name="answer_style" value="(\w+)"\s+checked', page)
+
+
+def test_answer_style_in_the_settings_decides_how_the_page_samples(app_url: str) -> None:
+    client, csrf = _signed_in(app_url)
+    settings_page = client.get("/settings").text
+    assert "답변 스타일" in settings_page and _checked(settings_page) == ["balanced"]
+
+    def sent_parameters() -> dict[str, object]:
+        sent = client.post("/chat/send", data={"content": "하늘은 왜 파란가요?", "conversation_id": ""},
+                           headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+        assert sent.status_code == 200
+        conversation = sent.headers["hx-push-url"].rsplit("/", 1)[-1]
+        items = client.get(f"/api/v1/conversations/{conversation}/messages").json()["items"]
+        return next(m for m in items if m["role"] == "assistant")["parameters"]
+
+    assert sent_parameters()["temperature"] == 0.7  # balanced: the service's default
+    saved = client.post("/settings/answer-style", data={"csrf_token": csrf, "answer_style": "precise"})
+    assert saved.status_code == 200 and "저장했습니다" in saved.text
+    assert _checked(saved.text) == ["precise"]
+    assert sent_parameters()["temperature"] == 0.0  # greedy
+    assert client.get("/api/v1/users/me").json()["answer_style"] == "precise"
+    bad = client.post("/settings/answer-style", data={"csrf_token": csrf, "answer_style": "wild"})
+    assert bad.status_code == 422 and "입력값이 올바르지 않습니다" in bad.text
+    # Without the CSRF token the session does not count: sent back to sign in, nothing changed.
+    assert client.post("/settings/answer-style", data={"answer_style": "creative"}).status_code in (303, 401, 403)
+    assert client.get("/api/v1/users/me").json()["answer_style"] == "precise"

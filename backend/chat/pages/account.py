@@ -133,6 +133,18 @@ async def update_profile(request: Request, db: DbDep, user: OptionalUser, displa
     return await _settings_page(request, db, updated or user, notice=translator(locale(request))("saved"))
 
 
+@router.post("/settings/answer-style")
+async def update_answer_style(request: Request, db: DbDep, user: OptionalUser, answer_style: Text) -> Response:
+    if user is None:
+        return to_login(request)
+    try:
+        body = UserUpdate(answer_style=answer_style)  # type: ignore[arg-type]  # validated here
+    except ValidationError as exc:
+        return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
+    updated = await users.update_user(db=db, user_id=user["_id"], changes={"answer_style": body.answer_style})
+    return await _settings_page(request, db, updated or user, notice=translator(locale(request))("saved"))
+
+
 @router.post("/settings/password")
 async def change_password(
     request: Request, db: DbDep, user: OptionalUser, current_password: Text, new_password: Text,

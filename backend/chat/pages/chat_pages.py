@@ -15,7 +15,7 @@ from backend.chat.http import get_chat
 from backend.chat.pages.common import locale, to_login, user_view
 from backend.chat.pages.templating import render
 from backend.chat.pages.views import conversation_view, message_view, message_views
-from backend.chat.schemas import ChatParameters
+from backend.chat.schemas import answer_style_parameters
 from backend.core.text import Title
 from backend.db import conversations as conversations_repo
 from backend.db import messages as messages_repo
@@ -92,7 +92,8 @@ async def send(
             conversation = await conversations_repo.create_conversation(db=db, user_id=user["_id"], title=DEFAULT_TITLE)
         try:
             sent = await service.send_message(chat, db, user_id=user["_id"], conversation=conversation,
-                                              content=content, image_ids=image_ids, params=ChatParameters())
+                                              content=content, image_ids=image_ids,
+                                              params=answer_style_parameters(user))
         except ChatError:
             if created:  # nothing was stored in it: do not leave an empty conversation behind
                 await conversations_repo.delete_conversation(db=db, user_id=user["_id"], conversation_id=conversation["_id"])
@@ -141,7 +142,7 @@ async def regenerate(message_id: str, request: Request, db: DbDep, user: Optiona
         if oid is None:
             raise ChatError("message_not_found", 404)
         sent = await service.regenerate(get_chat(request), db, user_id=user["_id"], message_id=oid,
-                                        params=ChatParameters())
+                                        params=answer_style_parameters(user))
     except ChatError as exc:
         return _error(request, exc)
     view = message_view(sent.assistant_message, is_last=True, locale=locale(request))

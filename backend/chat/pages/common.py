@@ -33,4 +33,5 @@ def safe_next(target: str | None, default: str = "/chat") -> str:
 
 
 def user_view(user: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(user["_id"]), "email": user["email"], "display_name": user["display_name"]}
+    return {"id": str(user["_id"]), "email": user["email"], "display_name": user["display_name"],
+            "answer_style": user.get("answer_style", "balanced")}

@@ -223,6 +223,10 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     token = page.locator("#new-token-value").inner_text()
     assert token.startswith("kovr_")
     _shot(page, artifacts_dir, "settings")
+    page.get_by_label(re.compile("정확하게")).check()
+    page.locator("form[action='/settings/answer-style'] button[type=submit]").click()
+    page.locator("p.notice", has_text="저장했습니다").wait_for()
+    assert page.get_by_label(re.compile("정확하게")).is_checked()
     with httpx.Client(base_url=app_url, headers={"Authorization": f"Bearer {token}"}) as api:
         assert api.get("/api/v1/users/me").json()["email"] == email
 

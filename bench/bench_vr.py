@@ -42,7 +42,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def run_seed(workdir: Path, seed: int, device: str, size: Any) -> dict[str, Any]:
+def run_seed(workdir: Path, seed: int, device: str, size: Any, overrides: list[str]) -> dict[str, Any]:
     """The whole proof for one training seed (a worker process: the GPU needs its own context)."""
     import torch
 
@@ -50,7 +50,8 @@ def run_seed(workdir: Path, seed: int, device: str, size: Any) -> dict[str, Any]
 
     torch.set_num_threads(1)
     # fp32 on the GPU too: these models are tiny, and the CPU table is fp32.
-    extra = [f"run.seed={seed}", f"run.device={device}", "train.precision=fp32", "train.gradient_checkpointing=false"]
+    extra = [f"run.seed={seed}", f"run.device={device}", "train.precision=fp32", "train.gradient_checkpointing=false",
+             *overrides]
     results = run_proof(workdir, size, extra)
     results["seed"] = seed
     (workdir / "result.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -66,6 +67,8 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=1, help="seeds trained at once, one process each")
     parser.add_argument("--scenes", type=int, default=None, help="smaller set for a quick check (default 6000)")
     parser.add_argument("--stage2-steps", type=int, default=None, help="fewer steps for a quick check (default 12000)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for both stages of every run, as `kovr finetune-vr --set`")
     args = parser.parse_args()
     from dataclasses import replace
 
@@ -86,9 +89,11 @@ def main() -> int:
         if not (folder / "data").exists():
             (folder / "data").symlink_to(data.resolve(), target_is_directory=True)
     with ProcessPoolExecutor(max_workers=max(1, args.parallel), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_seed, dirs[s], s, args.device, size) for s in seeds]
+        futures = [pool.submit(run_seed, dirs[s], s, args.device, size, args.overrides) for s in seeds]
         runs = [f.result() for f in futures]
     print_tables(runs)
+    if args.overrides:
+        print(f"overrides: {' '.join(args.overrides)}")
     print(f"machine: {platform.processor() or platform.machine()}, device {args.device}, torch threads 1 per seed, "
           f"{args.parallel} seed(s) at once, total {time.perf_counter() - started:.0f} s; stage-2 train s per seed: "
           + ", ".join(f"{r['seed']}: align {r['align']['train_seconds']} / text {r['text_only']['train_seconds']}"

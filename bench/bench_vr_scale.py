@@ -111,7 +111,7 @@ def run_stage(name: str, config: Path, overrides: list[str], warmup: int, cuda: 
         "run": name, "steps": n_steps, "seconds": round(seconds, 3),
         "steps_per_s": n_steps / seconds,
         # Stage 2 mixes text-only records in; its images per step is the batch times their share.
-        "images_per_s": n_steps * batch * min(1.0, image_share) / seconds,
+        "images_per_s": n_steps * batch * image_share / seconds,
         "tokens_per_s": sum(r["tokens"] for r in timed[1:]) / seconds,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "wall_s": round(wall, 1), "final_loss": timed[-1]["loss"],
@@ -159,15 +159,15 @@ def main() -> int:
                           warmup, cuda))
     runs.append(run_stage("stage 2, text-only baseline", STAGE2,
                           stage2 + [f"run.output_dir={work / 'text'}", "data.images=false"], warmup, cuda))
-    print_table(runs, args, steps, warmup, vision_shape, lm_shape)
+    print_table(runs, steps, warmup, vision_shape, lm_shape)
     print(f"total {time.perf_counter() - started:.0f} s (data, random models, three runs)")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "runs": runs}, indent=2), encoding="utf-8")
     return 0
 
 
-def print_table(runs: list[dict[str, Any]], args: argparse.Namespace, steps: int, warmup: int,
-                vision: dict[str, Any], lm: dict[str, Any]) -> None:
+def print_table(runs: list[dict[str, Any]], steps: int, warmup: int, vision: dict[str, Any],
+                lm: dict[str, Any]) -> None:
     prefix = (vision["image_size"] // vision["patch_size"]) ** 2
     print(f"\nmachine: {machine()}")
     print(f"vision: CLIP-shaped, hidden {vision['hidden_size']} x {vision['num_hidden_layers']} layers, "

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.core.text import NfcStr
+from backend.schemas.users import AnswerStyle
 
 ObjectIdText = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
 
@@ -21,7 +22,7 @@ class ChatParameters(BaseModel):
 
 # The chat page's sampling, chosen per user in the settings (users.answer_style); the API takes
 # explicit parameters instead. "balanced" leaves the service's defaults (temperature 0.7, top-p 0.9).
-ANSWER_STYLES: dict[str, ChatParameters] = {
+ANSWER_STYLES: dict[AnswerStyle, ChatParameters] = {
     "precise": ChatParameters(temperature=0.0),
     "balanced": ChatParameters(),
     "creative": ChatParameters(temperature=1.0, top_p=0.95),

@@ -1,4 +1,4 @@
-"""Pages: sign-in, sign-up, sign-out, settings (profile, password, API tokens), language."""
+"""Pages: sign-in, sign-up, sign-out, settings (profile, answer style, password, API tokens), language."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from backend.api.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep
 from backend.chat.pages.common import locale, safe_next, to_login, user_view
 from backend.chat.pages.i18n import LANG_COOKIE, LOCALES, translator
 from backend.chat.pages.templating import render
+from backend.chat.schemas import ANSWER_STYLES
 from backend.core.errors import SERVICE_STATUS
 from backend.core.messages import message_for
 from backend.core.text import nfc
@@ -111,7 +112,8 @@ async def _settings_page(request: Request, db: DbDep, user: dict, status_code: i
     tokens = await api_tokens.list_api_tokens(db=db, user_id=user["_id"])
     views = [{"id": str(t["_id"]), "name": t["name"], "prefix": t["prefix"], "last_used_at": t.get("last_used_at")}
              for t in tokens]
-    return render(request, "settings.html", status_code, user=user_view(user), tokens=views, **extra)
+    return render(request, "settings.html", status_code, user=user_view(user), tokens=views,
+                  answer_styles=list(ANSWER_STYLES), **extra)
 
 
 @router.get("/settings")

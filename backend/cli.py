@@ -125,27 +125,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("kovr: 데이터베이스에 연결할 수 없습니다 (database not reachable)", file=sys.stderr)
             return 1
         with model_server(settings, not args.no_model) as settings:
-            _run_web_app(settings)
-    return 0
+            return 0 if _run_web_app(settings) else 3
 
 
-def _run_web_app(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; uvicorn's own access log is off (ours has the request ids)."""
+def _run_web_app(settings: Settings) -> bool:
+    """Serve until SIGINT/SIGTERM; False when the server never started (uvicorn logged why, e.g. the
+    port is taken)."""
     import uvicorn
 
     from backend.app import create_app
+    from backend.server import server_config
 
     app = create_app(settings)
     print(f"KoVR: http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
+    server = uvicorn.Server(server_config(app, settings))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped on; Ctrl+C is a clean exit
+        pass
+    return server.started
 
 
 async def _migrate(uri: str, db_name: str, status_only: bool) -> int:

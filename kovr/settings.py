@@ -6,10 +6,11 @@ the code base reads the environment. Every field can be set as ``KOVR_<FIELD>`` 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     public_url: str | None = None  # e.g. https://kovr.example.com; https turns on Secure cookies
+    # Reverse proxies whose X-Forwarded-For / -Proto headers are believed: addresses or networks,
+    # comma-separated, or "*". Rate limits count the client address those headers name; from any
+    # other sender they are ignored, so a client cannot pick its own address.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     default_locale: Literal["ko", "en"] = "ko"
 
     # --- database ----------------------------------------------------------------------------
@@ -101,6 +106,19 @@ class Settings(BaseSettings):
     # --- data --------------------------------------------------------------------------------
     # Korean data beside the repository (absent on a user's clone); demos and CPU runs add it when present.
     shared_data_dir: Path = Field(default_factory=lambda: _REPO_ROOT.parent / "shared" / "data")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 172.18.0.1 or 172.16.0.0/12)") from None
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

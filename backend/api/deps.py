@@ -63,6 +63,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Db, Depends(get_db)]
 
 
+def client_ip(request: Request) -> str | None:
+    """The client's address for rate limits: X-Forwarded-For's when a trusted proxy sent it
+    (uvicorn's proxy headers, `forwarded_allow_ips`), else the connection's."""
+    return request.client.host if request.client else None
+
+
 @dataclass(frozen=True)
 class AuthContext:
     user: dict[str, Any]

@@ -41,14 +41,14 @@ async def check_signup_allowed(*, db: Db, settings: Settings, client_ip: str | N
     if wait:
         raise RateLimited(wait)
     # Counted before the password is hashed, successful or not: the hash is the expensive part.
-    await login_attempts.record_failure(db=db, keys=[key], at=utcnow(), window_s=window)
+    await login_attempts.record(db=db, keys=[key], at=utcnow(), window_s=window)
 
 
 async def _retry_after(db: Db, key: str, limit: int, window_s: int) -> int:
     """0 if ``key`` has fewer than ``limit`` entries in the window, else seconds until the oldest leaves it."""
     now = utcnow()
     window = dt.timedelta(seconds=window_s)
-    count, oldest = await login_attempts.failures_since(db=db, key=key, since=now - window)
+    count, oldest = await login_attempts.count_since(db=db, key=key, since=now - window)
     if count < limit or oldest is None:
         return 0
     return max(1, math.ceil((as_utc(oldest) + window - now).total_seconds()))
@@ -56,8 +56,8 @@ async def _retry_after(db: Db, key: str, limit: int, window_s: int) -> int:
 
 async def record_login_failure(*, db: Db, settings: Settings, email: str, client_ip: str | None) -> None:
     keys = [key for _, key in _keys(email, client_ip)]
-    await login_attempts.record_failure(db=db, keys=keys, at=utcnow(), window_s=settings.login_rate_window_s)
+    await login_attempts.record(db=db, keys=keys, at=utcnow(), window_s=settings.login_rate_window_s)
 
 
 async def record_login_success(*, db: Db, email: str) -> None:
-    await login_attempts.clear_failures(db=db, key=_keys(email, None)[0][1])
+    await login_attempts.clear(db=db, key=_keys(email, None)[0][1])

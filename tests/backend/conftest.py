@@ -19,6 +19,7 @@ import uvicorn
 
 from backend.app import create_app
 from backend.db.embedded import free_port
+from backend.server import server_config
 from kovr.settings import Settings, load_settings
 
 TEST_SECRET = "test-secret-" + "k" * 40
@@ -50,8 +51,7 @@ class LiveServer:
 async def start_server(settings: Settings) -> tuple[LiveServer, uvicorn.Server, asyncio.Task[None]]:
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, settings, port=port))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.backend.conftest import signup_and_login
+from tests.backend.conftest import backend_settings, signup_and_login, start_server
 
 WINDOW_S = 120
 
@@ -93,3 +94,42 @@ async def test_sign_ups_are_limited_per_client_address(make_client: Any, live: A
     assert (await client.post("/api/v1/auth/signup", json=bodies[4])).status_code == 201
     assert (await _login(client, bodies[4]["email"], bodies[4]["password"])).status_code == 200
     await live.db.login_attempts.delete_many({})
+
+
+def _new_user() -> dict[str, str]:
+    return {"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse battery",
+            "display_name": "새 사용자"}
+
+
+async def _signup_keys(db: Any) -> Counter[str]:
+    return Counter([doc["key"] async for doc in db.login_attempts.find({"key": {"$regex": "^signup-ip:"}})])
+
+
+async def test_limits_count_the_address_a_trusted_proxy_forwards(make_client: Any, live: Any) -> None:
+    """Loopback is a trusted proxy by default: its X-Forwarded-For names the client, so users
+    behind one proxy each get their own sign-up quota."""
+    await live.db.login_attempts.delete_many({"key": {"$regex": "^signup-ip:"}})
+    client = await make_client()
+    for ip in ["203.0.113.7"] * 4 + ["198.51.100.9"]:
+        answer = await client.post("/api/v1/auth/signup", json=_new_user(), headers={"X-Forwarded-For": ip})
+        assert answer.status_code == 201
+    limited = await client.post("/api/v1/auth/signup", json=_new_user(), headers={"X-Forwarded-For": "203.0.113.7"})
+    assert limited.status_code == 429
+    assert await _signup_keys(live.db) == {"signup-ip:203.0.113.7": 4, "signup-ip:198.51.100.9": 1}
+    await live.db.login_attempts.delete_many({})
+
+
+async def test_forwarded_headers_from_an_untrusted_sender_are_ignored(mongo_uri: str, tmp_path: Any) -> None:
+    """A client cannot choose its own address: only `forwarded_allow_ips` may forward one."""
+    settings = backend_settings(mongo_uri, f"untrusted_{uuid.uuid4().hex[:6]}", tmp_path,
+                                forwarded_allow_ips="10.0.0.0/8")
+    live_server, server, task = await start_server(settings)
+    try:
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+            answer = await client.post("/api/v1/auth/signup", json=_new_user(),
+                                       headers={"X-Forwarded-For": "203.0.113.7"})
+        assert answer.status_code == 201
+        assert await _signup_keys(live_server.db) == {"signup-ip:127.0.0.1": 1}
+    finally:
+        server.should_exit = True
+        await task

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from backend.api import cookies
-from backend.api.deps import CsrfProtected, DbDep, SettingsDep, verify_csrf
+from backend.api.deps import CsrfProtected, DbDep, SettingsDep, client_ip, verify_csrf
 from backend.core.text import nfc
 from backend.schemas.auth import LogoutRequest, RefreshRequest, TokenPair
 from backend.schemas.common import error_responses
@@ -30,10 +30,6 @@ def _pair(tokens: SessionTokens) -> TokenPair:
     )
 
 
-def _client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 @router.post(
     "/signup",
     status_code=status.HTTP_201_CREATED,
@@ -43,7 +39,7 @@ def _client_ip(request: Request) -> str | None:
 async def signup(request: Request, body: UserCreate, db: DbDep, settings: SettingsDep) -> UserPublic:
     """Rate limited per client address (`signup_rate_limit_address` per `signup_rate_window_s`)."""
     user = await auth.signup_from_client(db=db, settings=settings, email=body.email, password=body.password,
-                                         display_name=body.display_name, client_ip=_client_ip(request))
+                                         display_name=body.display_name, client_ip=client_ip(request))
     return UserPublic.from_doc(user)
 
 
@@ -62,7 +58,7 @@ async def token(
         settings=settings,
         email=str(nfc(username)),
         password=str(nfc(password)),
-        client_ip=_client_ip(request),
+        client_ip=client_ip(request),
     )
     return _pair(await auth.issue_session_tokens(db=db, settings=settings, user=user, client="api"))
 
@@ -87,7 +83,7 @@ async def browser_login(
         settings=settings,
         email=str(nfc(username)),
         password=str(nfc(password)),
-        client_ip=_client_ip(request),
+        client_ip=client_ip(request),
     )
     tokens = await auth.issue_session_tokens(db=db, settings=settings, user=user, client="browser")
     cookies.set_session_cookies(response, tokens, settings)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from backend.api import cookies
-from backend.api.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep
+from backend.api.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip
 from backend.chat.pages.common import locale, safe_next, to_login, user_view
 from backend.chat.pages.i18n import LANG_COOKIE, LOCALES, translator
 from backend.chat.pages.templating import render
@@ -53,7 +53,7 @@ async def login_page(request: Request, user: OptionalUser) -> Response:
 async def login(request: Request, db: DbDep, settings: SettingsDep, email: Text, password: Text) -> Response:
     try:
         user = await auth.authenticate(db=db, settings=settings, email=str(nfc(email)), password=str(nfc(password)),
-                                       client_ip=request.client.host if request.client else None)
+                                       client_ip=client_ip(request))
     except ServiceError as exc:
         return render(request, "login.html", _error_status(exc.code), email=email,
                       error=message_for(exc.code, locale(request)))
@@ -76,7 +76,7 @@ async def signup(
         body = UserCreate(email=email, password=password, display_name=display_name)
         user = await auth.signup_from_client(
             db=db, settings=settings, email=body.email, password=body.password, display_name=body.display_name,
-            client_ip=request.client.host if request.client else None)
+            client_ip=client_ip(request))
     except ValidationError as exc:
         return render(request, "signup.html", 422, error=_validation_message(exc, request), **again)
     except ServiceError as exc:

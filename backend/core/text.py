@@ -40,6 +40,13 @@ def line_text(max_length: int) -> Any:
     ]
 
 
+def search_text(value: str | None) -> str | None:
+    """What a search box holds, NFC and trimmed (a decomposed "한" must find a composed one); None if blank."""
+    text = unicodedata.normalize("NFC", value).strip() if value else ""
+    return text or None
+
+
+SEARCH_MAX_CHARS = 100
 NfcStr = Annotated[str, BeforeValidator(nfc)]
 Title = line_text(200)
 DisplayName = line_text(64)

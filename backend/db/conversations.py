@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from bson import ObjectId
@@ -12,6 +13,8 @@ from backend.core.clock import utcnow
 from backend.db.client import Db
 
 _NEWEST_FIRST = [("updated_at", -1), ("_id", -1)]
+# A search reads at most this many of the user's newest matching messages to find their conversations.
+SEARCH_MESSAGE_HITS = 2000
 
 
 async def create_conversation(
@@ -35,14 +38,30 @@ async def get_conversation(*, db: Db, user_id: ObjectId, conversation_id: Object
 
 
 async def list_conversations(
-    *, db: Db, user_id: ObjectId, limit: int, before: tuple[dt.datetime, ObjectId] | None = None
+    *, db: Db, user_id: ObjectId, limit: int, before: tuple[dt.datetime, ObjectId] | None = None,
+    containing: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first; `before` is the (updated_at, _id) of the last item of the previous page."""
-    query: dict[str, Any] = {"user_id": user_id}
+    """Newest first; `before` is the (updated_at, _id) of the last item of the previous page.
+
+    With `containing`, only conversations whose title or one of whose messages contains that text
+    (ignoring case; matched literally, never as a pattern).
+    """
+    clauses: list[dict[str, Any]] = [{"user_id": user_id}]
     if before is not None:
         at, last_id = before
-        query["$or"] = [{"updated_at": {"$lt": at}}, {"updated_at": at, "_id": {"$lt": last_id}}]
+        clauses.append({"$or": [{"updated_at": {"$lt": at}}, {"updated_at": at, "_id": {"$lt": last_id}}]})
+    if containing:
+        clauses.append(await _containing(db, user_id, containing))
+    query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
     return await db.conversations.find(query).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
+
+
+async def _containing(db: Db, user_id: ObjectId, text: str) -> dict[str, Any]:
+    pattern = {"$regex": re.escape(text), "$options": "i"}
+    hits = db.messages.find({"user_id": user_id, "content": pattern}, {"conversation_id": 1})
+    hits = hits.sort("_id", -1).limit(SEARCH_MESSAGE_HITS)
+    ids = list({doc["conversation_id"] async for doc in hits})
+    return {"$or": [{"title": pattern}, {"_id": {"$in": ids}}]}
 
 
 async def update_conversation(

@@ -221,6 +221,23 @@
     toast(say("copied"));
   }
 
+  // Sidebar search: after a pause in typing, and never on a half-composed Hangul syllable ("ㅅ" on
+  // the way to "세"): inputs during IME composition wait for its compositionend.
+  function wireSearch(box) {
+    let timer = 0;
+    let last = box.value;
+    const later = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (box.value === last) return;
+        last = box.value;
+        htmx.trigger(box, "search-now");
+      }, 300);
+    };
+    box.addEventListener("input", (event) => { if (!event.isComposing) later(); });
+    box.addEventListener("compositionend", later);
+  }
+
   function setSidebar(open) {
     document.body.classList.toggle("sidebar-open", open);
     const toggle = $(".menu-toggle");
@@ -259,6 +276,8 @@
   function start() {
     const form = $("#composer");
     if (form) wireComposer(form);
+    const search = $("#conversation-search");
+    if (search && window.htmx) wireSearch(search);
     attachAll(document.body);
     if (window.htmx) htmx.onLoad((element) => attachAll(element));
     scrollToEnd(true);

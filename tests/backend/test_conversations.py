@@ -169,3 +169,36 @@ async def test_unauthenticated_requests_are_401(client: httpx.AsyncClient) -> No
         assert resp.status_code == 401
         assert resp.json()["error"]["code"] == "not_authenticated"
         assert resp.headers["www-authenticate"] == "Bearer"
+
+
+async def test_search_by_title_or_message(make_client: MakeClient, live: LiveServer) -> None:
+    """`q` finds a conversation by its title or by what was said in it: literally, any case, NFC,
+    newest first with the cursor, and only among the caller's own conversations."""
+    alice, bob = await make_client(), await make_client()
+    a = await signup_and_login(alice)
+    await signup_and_login(bob)
+    trip = await _create(alice, "제주도 여행 계획")
+    recipe = await _create(alice, "저녁 메뉴")
+    await _create(alice, "Python 질문 (a+b)*")
+    await msg_repo.create_message(db=live.db, conversation_id=ObjectId(recipe["id"]), user_id=ObjectId(a["id"]),
+                                  role="assistant", content="김치찌개에는 돼지고기와 두부를 넣으세요.")
+    bob_conv = await _create(bob, "제주도 맛집")
+
+    async def found(client: httpx.AsyncClient, q: str, **params: object) -> list[str]:
+        resp = await client.get("/api/v1/conversations", params={"q": q, **params})
+        assert resp.status_code == 200, resp.text
+        return [c["title"] for c in resp.json()["items"]]
+
+    assert await found(alice, "제주도") == ["제주도 여행 계획"]  # not Bob's "제주도 맛집"
+    assert await found(bob, "제주도") == [bob_conv["title"]]
+    assert await found(alice, unicodedata.normalize("NFD", " 두부 ")) == ["저녁 메뉴"]  # message text
+    assert await found(alice, "PYTHON") == ["Python 질문 (a+b)*"]
+    assert await found(alice, "(a+b)*") == ["Python 질문 (a+b)*"]  # literal, not a pattern
+    assert await found(alice, ".*") == []
+    assert await found(alice, "   ") == ["Python 질문 (a+b)*", "저녁 메뉴", "제주도 여행 계획"]  # blank: all
+    await _create(alice, "제주도 숙소")
+    first = (await alice.get("/api/v1/conversations", params={"q": "제주도", "limit": 1})).json()
+    assert [c["title"] for c in first["items"]] == ["제주도 숙소"] and first["next_cursor"]
+    assert await found(alice, "제주도", cursor=first["next_cursor"], limit=1) == [trip["title"]]
+    too_long = await alice.get("/api/v1/conversations", params={"q": "가" * 101})
+    assert too_long.status_code == 422

@@ -20,9 +20,7 @@ def server_overrides() -> dict[str, Any]:
             "signup_rate_limit_address": 4, "signup_rate_window_s": WINDOW_S}
 
 
-async def _login(
-    client: httpx.AsyncClient, email: str, password: str, ip: str | None = None
-) -> httpx.Response:
+async def _login(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
     return await client.post("/api/v1/auth/token", data={"username": email, "password": password})
 
 

@@ -72,6 +72,29 @@ def _ime_enter_does_not_send(page: Any) -> None:
     assert box.input_value() == "한\n"
 
 
+def _search_sidebar(page: Any, conversation_id: str) -> None:
+    """The sidebar search: by title or by what was said, and never mid-syllable (IME composition)."""
+    box, item = page.locator("#conversation-search"), page.locator(f"#conv-{conversation_id}")
+    searched: list[str] = []
+    page.on("request", lambda request: searched.append(request.url) if "/chat/conversations" in request.url else None)
+    box.evaluate("""el => { el.value = 'ㅅ';
+        el.dispatchEvent(new InputEvent('input', {data: 'ㅅ', isComposing: true, bubbles: true})); }""")
+    page.wait_for_timeout(700)
+    assert searched == []  # "ㅅ" is half a syllable: no search yet
+    box.evaluate("""el => { el.value = '세종';
+        el.dispatchEvent(new CompositionEvent('compositionend', {data: '종', bubbles: true})); }""")
+    page.wait_for_timeout(700)
+    assert len(searched) == 1 and item.is_visible()
+    box.fill("아무도 말하지 않은 말")
+    page.locator("#no-results", has_text="찾는 대화가 없습니다").wait_for()
+    assert item.count() == 0
+    box.fill("자기소개")  # only in the first question, not in the title
+    item.wait_for()
+    box.fill("")
+    item.wait_for()
+    page.locator("#no-results").wait_for(state="detached")
+
+
 def _ask_and_watch(page: Any, question: str) -> list[str]:
     page.evaluate(STEPS_JS)
     box = page.locator("#composer-input")
@@ -201,6 +224,7 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     rename.press("Enter")
     page.locator(f"#conv-{conversation_id} .conv-link", has_text="세종대왕 대화").wait_for()
     page.locator("#chat-title", has_text="세종대왕 대화").wait_for()
+    _search_sidebar(page, conversation_id)
 
     _paste_and_drop_images(page)
     image = tmp_path / "사진.png"

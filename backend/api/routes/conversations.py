@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.api.deps import CurrentUser, DbDep, SettingsDep
 from backend.core.errors import ApiError
+from backend.core.text import SEARCH_MAX_CHARS, search_text
 from backend.db import conversations, messages
 from backend.db.client import Db
 from backend.db.cursor import InvalidCursor, decode_cursor, encode_cursor
@@ -27,6 +28,8 @@ router = APIRouter(prefix="/conversations", tags=["conversations"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=200)]
+Search = Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS,
+                                     description="only conversations whose title or messages contain this text")]
 
 
 def _cursor(value: str | None) -> Any:
@@ -75,11 +78,11 @@ async def create_conversation(
 
 @router.get("", response_model=ConversationPage, responses=error_responses(401, 422))
 async def list_conversations(
-    user: CurrentUser, db: DbDep, limit: Limit = 20, cursor: Cursor = None
+    user: CurrentUser, db: DbDep, limit: Limit = 20, cursor: Cursor = None, q: Search = None
 ) -> ConversationPage:
     """Newest first; pass `next_cursor` back as `cursor` for the next page (null on the last)."""
     docs = await conversations.list_conversations(
-        db=db, user_id=user["_id"], limit=limit + 1, before=_cursor(cursor)
+        db=db, user_id=user["_id"], limit=limit + 1, before=_cursor(cursor), containing=search_text(q)
     )
     page, more = docs[:limit], len(docs) > limit
     next_cursor = encode_cursor(page[-1]["updated_at"], page[-1]["_id"]) if more else None

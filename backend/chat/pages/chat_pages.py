@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -16,7 +16,7 @@ from backend.chat.pages.common import locale, to_login, user_view
 from backend.chat.pages.templating import render
 from backend.chat.pages.views import conversation_view, message_view, message_views
 from backend.chat.schemas import answer_style_parameters
-from backend.core.text import Title
+from backend.core.text import SEARCH_MAX_CHARS, Title, search_text
 from backend.db import conversations as conversations_repo
 from backend.db import messages as messages_repo
 from backend.db.client import Db
@@ -163,6 +163,20 @@ async def feedback(
     except ChatError as exc:
         return _error(request, exc)
     return render(request, "partials/feedback.html", m={"id": message_id, "feedback": message["feedback"]["rating"]})
+
+
+@router.get("/chat/conversations")
+async def conversation_list(
+    request: Request, db: DbDep, user: OptionalUser, q: Annotated[str, Query(max_length=SEARCH_MAX_CHARS)] = "",
+) -> Response:
+    """The sidebar's list items, only those matching the search box when it holds text."""
+    if user is None:
+        return to_login(request)
+    text = search_text(q)
+    docs = await conversations_repo.list_conversations(db=db, user_id=user["_id"], limit=SIDEBAR_LIMIT,
+                                                       containing=text)
+    return render(request, "partials/conversation_list.html", conversations=[conversation_view(d) for d in docs],
+                  current_id=_current_id(request), searched=text is not None)
 
 
 @router.get("/c/{conversation_id}/rename")

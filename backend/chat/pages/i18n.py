@@ -23,6 +23,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "new_chat": ("새 대화", "New chat"),
     "conversations": ("대화 목록", "Conversations"),
     "no_conversations": ("아직 대화가 없습니다.", "No conversations yet."),
+    "search_conversations": ("대화 검색", "Search conversations"),
+    "no_search_results": ("찾는 대화가 없습니다.", "No matching conversations."),
     "settings": ("설정", "Settings"),
     "rename": ("이름 바꾸기", "Rename"),
     "delete": ("삭제", "Delete"),

@@ -202,3 +202,30 @@ async def test_search_by_title_or_message(make_client: MakeClient, live: LiveSer
     assert await found(alice, "제주도", cursor=first["next_cursor"], limit=1) == [trip["title"]]
     too_long = await alice.get("/api/v1/conversations", params={"q": "가" * 101})
     assert too_long.status_code == 422
+
+
+async def test_export_as_markdown(make_client: MakeClient, live: LiveServer) -> None:
+    """The whole conversation as a Markdown download named after its title; only for its owner."""
+    alice, bob = await make_client(), await make_client()
+    a = await signup_and_login(alice)
+    await signup_and_login(bob)
+    conv = await _create(alice, "제주도/여행: 계획?")
+    oid, uid = ObjectId(conv["id"]), ObjectId(a["id"])
+    await msg_repo.create_message(db=live.db, conversation_id=oid, user_id=uid, role="user",
+                                  content="사흘 일정을 짜 주세요.", image_ids=[ObjectId()])
+    await msg_repo.create_message(db=live.db, conversation_id=oid, user_id=uid, role="assistant",
+                                  content="첫째 날에는 성산일출봉에", status="stopped")
+    got = await alice.get(f"/api/v1/conversations/{conv['id']}/export")
+    assert got.status_code == 200 and got.headers["content-type"] == "text/markdown; charset=utf-8"
+    assert got.headers["content-disposition"] == (
+        "attachment; filename=\"kovr-conversation.md\"; filename*=UTF-8''"
+        "%EC%A0%9C%EC%A3%BC%EB%8F%84_%EC%97%AC%ED%96%89_%20%EA%B3%84%ED%9A%8D.md")  # 제주도_여행_ 계획.md
+    text = got.text
+    assert text.startswith("# 제주도/여행: 계획?\n")
+    assert text.index("## 사용자 · ") < text.index("[이미지 1장]") < text.index("사흘 일정을 짜 주세요.")
+    assert text.index("사흘 일정") < text.index("## KoVR · ") < text.index("첫째 날에는 성산일출봉에")
+    assert "_(생성을 중지했습니다)_" in text
+    english = await alice.get(f"/api/v1/conversations/{conv['id']}/export", headers={"Accept-Language": "en"})
+    assert "## User · " in english.text and "_(stopped)_" in english.text
+    denied = await bob.get(f"/api/v1/conversations/{conv['id']}/export")
+    assert denied.status_code == 404 and denied.json()["error"]["code"] == "conversation_not_found"

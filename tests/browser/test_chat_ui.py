@@ -200,6 +200,7 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     assert steps[-1] == saved[1]["content"]  # what streamed in is what was saved
     assert _plain(answer) == _plain(saved[1]["content"]) != ""  # and it is what the page shows, rendered
     assert page.locator("#conversation-id").input_value() == conversation_id  # next message: same conversation
+    assert page.locator("#export-link").get_attribute("href") == f"/api/v1/conversations/{conversation_id}/export"
     _shot(page, artifacts_dir, "answer")
     _feedback_and_copy(page)
 
@@ -225,6 +226,12 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     page.locator(f"#conv-{conversation_id} .conv-link", has_text="세종대왕 대화").wait_for()
     page.locator("#chat-title", has_text="세종대왕 대화").wait_for()
     _search_sidebar(page, conversation_id)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="대화 내보내기 (Markdown)").click()
+    download = download_info.value
+    assert download.suggested_filename == "세종대왕 대화.md"
+    exported = Path(download.path()).read_text(encoding="utf-8")
+    assert exported.startswith("# 세종대왕 대화\n") and QA[0][0] in exported
 
     _paste_and_drop_images(page)
     image = tmp_path / "사진.png"

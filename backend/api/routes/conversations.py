@@ -8,7 +8,9 @@ from bson import ObjectId
 from fastapi import APIRouter, Query, Request, Response, status
 
 from backend.api.deps import CurrentUser, DbDep, SettingsDep
-from backend.core.errors import ApiError
+from backend.chat.export import conversation_markdown, download_headers
+from backend.core.clock import utcnow
+from backend.core.errors import ApiError, request_locale
 from backend.core.text import SEARCH_MAX_CHARS, search_text
 from backend.db import conversations, messages
 from backend.db.client import Db
@@ -121,6 +123,30 @@ async def delete_conversation(conversation_id: str, user: CurrentUser, db: DbDep
     ):
         raise ApiError(404, "conversation_not_found")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+EXPORT_PAGE = 500
+
+
+@router.get(
+    "/{conversation_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {}}, "description": "the whole conversation, oldest first"},
+               **error_responses(401, 404)},
+)
+async def export_conversation(conversation_id: str, request: Request, user: CurrentUser, db: DbDep) -> Response:
+    """Download the conversation as Markdown (titles, times in UTC, every message; images by count)."""
+    conv = await owned_conversation(db, user, conversation_id)
+    docs: list[dict[str, Any]] = []
+    while True:
+        after = (docs[-1]["created_at"], docs[-1]["_id"]) if docs else None
+        page = await messages.list_messages(db=db, user_id=user["_id"], conversation_id=conv["_id"],
+                                            limit=EXPORT_PAGE, after=after)
+        docs += page
+        if len(page) < EXPORT_PAGE:
+            break
+    text = conversation_markdown(conv, docs, request_locale(request), utcnow())
+    return Response(text, media_type="text/markdown; charset=utf-8", headers=download_headers(conv["title"]))
 
 
 @router.get(

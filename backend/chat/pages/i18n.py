@@ -24,6 +24,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "conversations": ("대화 목록", "Conversations"),
     "no_conversations": ("아직 대화가 없습니다.", "No conversations yet."),
     "search_conversations": ("대화 검색", "Search conversations"),
+    "export": ("대화 내보내기 (Markdown)", "Export conversation (Markdown)"),
     "no_search_results": ("찾는 대화가 없습니다.", "No matching conversations."),
     "settings": ("설정", "Settings"),
     "rename": ("이름 바꾸기", "Rename"),

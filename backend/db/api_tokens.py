@@ -47,3 +47,7 @@ async def revoke_api_token(*, db: Db, user_id: ObjectId, token_id: ObjectId) -> 
         {"$set": {"revoked": True, "revoked_at": utcnow()}},
     )
     return result.modified_count == 1
+
+
+async def delete_user_tokens(*, db: Db, user_id: ObjectId) -> None:
+    await db.api_tokens.delete_many({"user_id": user_id})

@@ -74,3 +74,7 @@ async def revoke_user_tokens(*, db: Db, user_id: ObjectId, keep_family: str | No
         query["family_id"] = {"$ne": keep_family}
     result = await db.refresh_tokens.update_many(query, {"$set": {"revoked": True}})
     return result.modified_count
+
+
+async def delete_user_tokens(*, db: Db, user_id: ObjectId) -> None:
+    await db.refresh_tokens.delete_many({"user_id": user_id})

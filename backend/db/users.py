@@ -65,3 +65,7 @@ async def set_password_hash(*, db: Db, user_id: ObjectId, password_hash: str) ->
         {"_id": user_id},
         {"$set": {"password_hash": password_hash, "password_changed_at": now, "updated_at": now}},
     )
+
+
+async def delete_user(*, db: Db, user_id: ObjectId) -> None:
+    await db.users.delete_one({"_id": user_id})

@@ -37,6 +37,11 @@ class PasswordChange(BaseModel):
     new_password: Password
 
 
+class AccountDeletion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: Annotated[str, BeforeValidator(nfc), StringConstraints(min_length=1, max_length=256)]
+
+
 class UserPublic(BaseModel):
     id: str
     email: str

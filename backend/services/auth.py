@@ -22,7 +22,7 @@ from bson import ObjectId
 from backend.core import security
 from backend.core.clock import as_utc, utcnow
 from backend.core.secrets import jwt_key
-from backend.db import api_tokens, refresh_tokens, users
+from backend.db import api_tokens, conversations, refresh_tokens, users
 from backend.db.client import Db
 from backend.db.ids import parse_id
 from backend.services import ratelimit
@@ -82,7 +82,7 @@ async def authenticate(
         raise InvalidCredentials()
     if user.get("disabled"):
         raise AccountDisabled()
-    await ratelimit.record_login_success(db=db, email=email)
+    await ratelimit.clear_account_failures(db=db, email=email)
     return user
 
 
@@ -213,6 +213,23 @@ async def change_password(
         db=db, user_id=user["_id"], password_hash=await security.hash_password(new_password)
     )
     await refresh_tokens.revoke_user_tokens(db=db, user_id=user["_id"], keep_family=keep_family)
+
+
+async def delete_account(*, db: Db, user: dict[str, Any], password: str) -> None:
+    """Erase the account and everything it owns; needs the password.
+
+    The user is disabled first, so no request signs in or adds data while the rest goes; the user
+    record goes last, so an interrupted deletion leaves a disabled account that can be erased again.
+    """
+    if not await security.verify_password(password, user["password_hash"]):
+        raise WrongPassword()
+    user_id = user["_id"]
+    await users.update_user(db=db, user_id=user_id, changes={"disabled": True})
+    await conversations.delete_user_conversations(db=db, user_id=user_id)
+    await api_tokens.delete_user_tokens(db=db, user_id=user_id)
+    await refresh_tokens.delete_user_tokens(db=db, user_id=user_id)
+    await ratelimit.clear_account_failures(db=db, email=user["email"])
+    await users.delete_user(db=db, user_id=user_id)
 
 
 async def user_from_access_token(*, db: Db, settings: Settings, token: str) -> dict[str, Any]:

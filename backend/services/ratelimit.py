@@ -59,5 +59,7 @@ async def record_login_failure(*, db: Db, settings: Settings, email: str, client
     await login_attempts.record(db=db, keys=keys, at=utcnow(), window_s=settings.login_rate_window_s)
 
 
-async def record_login_success(*, db: Db, email: str) -> None:
+async def clear_account_failures(*, db: Db, email: str) -> None:
+    """After a good sign-in, or when the account is deleted (per-address counts stay: they are not
+    one account's alone)."""
     await login_attempts.clear(db=db, key=_keys(email, None)[0][1])

@@ -1,14 +1,18 @@
-"""Sign-up, password login, refresh rotation with reuse detection, logout, password change, NFC."""
+"""Sign-up, password login, refresh rotation with reuse detection, logout, password change, NFC,
+deleting the account."""
 
 from __future__ import annotations
 
 import asyncio
 import unicodedata
 import uuid
+from typing import Any
 
 import httpx
+from bson import ObjectId
 from jose import jwt
 
+from backend.db import messages as msg_repo
 from tests.backend.conftest import TEST_SECRET, LiveServer, MakeClient, signup_and_login
 
 
@@ -232,3 +236,41 @@ async def test_concurrent_refreshes_with_one_token_let_only_one_through(client: 
     body = {"refresh_token": user["refresh_token"]}
     results = await asyncio.gather(*(client.post("/api/v1/auth/refresh", json=body) for _ in range(4)))
     assert sorted(r.status_code for r in results) == [200, 401, 401, 401]
+
+
+async def test_delete_account_erases_everything_it_owns(make_client: Any, live: Any) -> None:
+    """DELETE /users/me needs the password, then the account, its data and every token are gone;
+    other users keep theirs, and the e-mail address can sign up again."""
+    alice, bob = await make_client(), await make_client()
+    a = await signup_and_login(alice)
+    b = await signup_and_login(bob)
+    uid = ObjectId(a["id"])
+    conv = (await alice.post("/api/v1/conversations", json={"title": "지울 대화"})).json()
+    await msg_repo.create_message(db=live.db, conversation_id=ObjectId(conv["id"]), user_id=uid, role="user",
+                                  content="안녕")
+    api_token = (await alice.post("/api/v1/tokens", json={"name": "스크립트"})).json()["token"]
+    await (await make_client()).post("/api/v1/auth/token", data={"username": a["email"], "password": "틀린 비밀번호"})
+    bob_conv = (await bob.post("/api/v1/conversations", json={"title": "밥의 대화"})).json()
+
+    wrong = await alice.request("DELETE", "/api/v1/users/me", json={"password": "틀린 비밀번호"})
+    assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "wrong_password"
+    assert (await alice.get(f"/api/v1/conversations/{conv['id']}")).status_code == 200  # nothing lost
+    assert (await alice.request("DELETE", "/api/v1/users/me", json={})).status_code == 422
+
+    gone = await alice.request("DELETE", "/api/v1/users/me", json={"password": a["password"]})
+    assert gone.status_code == 204
+    for collection in ("conversations", "messages", "api_tokens", "refresh_tokens"):
+        assert await live.db[collection].count_documents({"user_id": uid}) == 0, collection
+    assert await live.db.users.count_documents({"_id": uid}) == 0
+    assert await live.db.login_attempts.count_documents({"key": f"email:{a['email']}"}) == 0
+    assert (await alice.get("/api/v1/users/me")).status_code == 401  # the access token died with it
+    with_token = await (await make_client()).get("/api/v1/users/me", headers={"Authorization": f"Bearer {api_token}"})
+    assert with_token.status_code == 401
+    login = await (await make_client()).post("/api/v1/auth/token",
+                                             data={"username": a["email"], "password": a["password"]})
+    assert login.status_code == 401
+    assert (await bob.get(f"/api/v1/conversations/{bob_conv['id']}")).status_code == 200
+    assert (await bob.get("/api/v1/users/me")).json()["id"] == b["id"]
+    again = await (await make_client()).post("/api/v1/auth/signup", json={
+        "email": a["email"], "password": a["password"], "display_name": "다시"})
+    assert again.status_code == 201

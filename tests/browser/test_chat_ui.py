@@ -95,6 +95,24 @@ def _search_sidebar(page: Any, conversation_id: str) -> None:
     page.locator("#no-results").wait_for(state="detached")
 
 
+def _delete_account(page: Any, base: str, email: str, artifacts: Path) -> None:
+    """Settings → 계정 삭제: the password and the confirmation box, then the account is gone."""
+    page.goto(f"{base}/settings")
+    form = page.locator("form[action='/settings/delete-account']")
+    form.locator("input[name=password]").fill("틀린 비밀번호")
+    form.get_by_label("되돌릴 수 없다는 것을 이해했습니다").check()
+    form.get_by_role("button", name="계정 삭제").click()
+    page.locator("p.form-error", has_text="현재 비밀번호가 올바르지 않습니다").wait_for()
+    form.scroll_into_view_if_needed()
+    _shot(page, artifacts, "delete-account")
+    form.locator("input[name=password]").fill(PASSWORD)
+    form.get_by_label("되돌릴 수 없다는 것을 이해했습니다").check()
+    form.get_by_role("button", name="계정 삭제").click()
+    page.wait_for_url(f"{base}/signup")
+    login = httpx.post(f"{base}/api/v1/auth/token", data={"username": email, "password": PASSWORD})
+    assert login.status_code == 401
+
+
 def _ask_and_watch(page: Any, question: str) -> list[str]:
     page.evaluate(STEPS_JS)
     box = page.locator("#composer-input")
@@ -279,5 +297,6 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     assert mobile.locator("#sidebar").bounding_box()["x"] >= 0
     _shot(mobile, artifacts_dir, "phone-sidebar")
     phone.close()
+    _delete_account(page, app_url, email, artifacts_dir)
     context.close()
     assert errors == []

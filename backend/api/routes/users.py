@@ -1,14 +1,15 @@
-"""/api/v1/users/me: profile and password."""
+"""/api/v1/users/me: profile, password, and deleting the account."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from backend.api import cookies
 from backend.api.deps import CurrentAuth, CurrentUser, DbDep, SettingsDep
 from backend.core.errors import ApiError
 from backend.db import users
 from backend.schemas.common import error_responses
-from backend.schemas.users import PasswordChange, UserPublic, UserUpdate
+from backend.schemas.users import AccountDeletion, PasswordChange, UserPublic, UserUpdate
 from backend.services import auth
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -43,3 +44,13 @@ async def change_password(body: PasswordChange, ctx: CurrentAuth, db: DbDep) -> 
         keep_family=ctx.family_id,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(400, 401, 422))
+async def delete_me(body: AccountDeletion, user: CurrentUser, db: DbDep, settings: SettingsDep) -> Response:
+    """Delete the account with its conversations, messages, images, feedback and tokens; needs the
+    password. It cannot be undone: export what you want to keep first."""
+    await auth.delete_account(db=db, user=user, password=body.password)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    cookies.clear_session_cookies(response, settings)  # a browser session ends with it
+    return response

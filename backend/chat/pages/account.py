@@ -166,6 +166,25 @@ async def change_password(
     return await _settings_page(request, db, user, notice=translator(locale(request))("password_changed"))
 
 
+@router.post("/settings/delete-account")
+async def delete_account(
+    request: Request, db: DbDep, settings: SettingsDep, user: OptionalUser, password: Text,
+    confirm: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    if user is None:
+        return to_login(request)
+    if confirm != "yes":
+        return await _settings_page(request, db, user, 422, error=message_for("validation_error", locale(request)))
+    try:
+        await auth.delete_account(db=db, user=user, password=str(nfc(password)))
+    except ServiceError as exc:
+        return await _settings_page(request, db, user, _error_status(exc.code),
+                                    error=message_for(exc.code, locale(request)))
+    response = RedirectResponse("/signup", status_code=303)
+    cookies.clear_session_cookies(response, settings)
+    return response
+
+
 @router.post("/settings/tokens")
 async def create_token(request: Request, db: DbDep, user: OptionalUser, name: Annotated[str, Form(max_length=100)]) -> Response:
     if user is None:

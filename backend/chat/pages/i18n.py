@@ -65,6 +65,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "profile": ("프로필", "Profile"),
     "change_password": ("비밀번호 변경", "Change password"),
     "current_password": ("현재 비밀번호", "Current password"),
+    "delete_account": ("계정 삭제", "Delete account"),
+    "delete_account_hint": ("계정과 모든 대화, 이미지, API 토큰이 지워지며 되돌릴 수 없습니다. 남기고 싶은 대화는 먼저 내보내세요.",
+                            ("Your account and all its conversations, images and API tokens are erased; this cannot be "
+                             "undone. Export the conversations you want to keep first.")),
+    "delete_account_confirm": ("되돌릴 수 없다는 것을 이해했습니다", "I understand this cannot be undone"),
     "new_password": ("새 비밀번호", "New password"),
     "api_tokens": ("API 토큰", "API tokens"),
     "api_tokens_hint": (

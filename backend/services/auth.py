@@ -219,7 +219,8 @@ async def delete_account(*, db: Db, user: dict[str, Any], password: str) -> None
     """Erase the account and everything it owns; needs the password.
 
     The user is disabled first, so no request signs in or adds data while the rest goes; the user
-    record goes last, so an interrupted deletion leaves a disabled account that can be erased again.
+    record goes last, so an interrupted deletion leaves a disabled account (no sign-in possible)
+    whose record still names the owner of what is left, rather than data nobody can trace.
     """
     if not await security.verify_password(password, user["password_hash"]):
         raise WrongPassword()

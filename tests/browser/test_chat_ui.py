@@ -206,6 +206,7 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     page.get_by_role("heading", name="무엇이든 물어보세요").wait_for()
     _shot(page, artifacts_dir, "empty")
     _ime_enter_does_not_send(page)
+    assert not page.locator("#conversation-search").is_visible()  # nothing to search yet
 
     steps = _ask_and_watch(page, QA[0][0])
     assert len(set(steps)) >= 3, steps  # grew in at least three visible steps before completing
@@ -219,6 +220,7 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     assert _plain(answer) == _plain(saved[1]["content"]) != ""  # and it is what the page shows, rendered
     assert page.locator("#conversation-id").input_value() == conversation_id  # next message: same conversation
     assert page.locator("#export-link").get_attribute("href") == f"/api/v1/conversations/{conversation_id}/export"
+    assert page.locator("#conversation-search").is_visible()  # the first conversation brings the search box
     _shot(page, artifacts_dir, "answer")
     _feedback_and_copy(page)
 

@@ -42,8 +42,7 @@ def line_text(max_length: int) -> Any:
 
 def search_text(value: str | None) -> str | None:
     """What a search box holds, NFC and trimmed (a decomposed "한" must find a composed one); None if blank."""
-    text = unicodedata.normalize("NFC", value).strip() if value else ""
-    return text or None
+    return _nfc_stripped(value) or None
 
 
 SEARCH_MAX_CHARS = 100

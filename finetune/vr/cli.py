@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     data.add_argument("--test-fraction", type=float, default=0.2, help="held-out scenes (default 0.2)")
     data.add_argument("--grid", type=int, default=4,
                       help="objects in cells of a GRIDxGRID layout (default 4; 0: anywhere)")
+    data.add_argument("--train-questions", default="", metavar="TYPE=N,...",
+                      help="questions of these types per training scene, e.g. relation=8 (default 1 each)")
     data.set_defaults(func=_vr_data)
 
     train = sub.add_parser(
@@ -56,12 +58,24 @@ def _vr_data(args: argparse.Namespace) -> int:
 
     try:
         summary = generate(args.output, args.count, args.seed, image_size=args.image_size,
-                           test_fraction=args.test_fraction, grid=args.grid)
+                           test_fraction=args.test_fraction, grid=args.grid,
+                           train_questions=parse_type_counts(args.train_questions))
     except ValueError as exc:
         print(f"kovr vr-data: {exc}", file=sys.stderr)
         return 2
     print(f"장면 scenes: {summary.scenes}; 질문 questions: {summary.questions} -> {summary.output}")
     return 0
+
+
+def parse_type_counts(text: str) -> dict[str, int]:
+    """"relation=8,count=2" -> {"relation": 8, "count": 2} (types are checked by the generator)."""
+    counts: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ValueError(f"--train-questions {part!r}: write TYPE=N, e.g. relation=8")
+        counts[name.strip()] = int(value)
+    return counts
 
 
 def _finetune_vr(args: argparse.Namespace) -> int:

@@ -28,12 +28,13 @@ class ProofSize:
     stage2_steps: int = 12000
     eval_max: int = 1000
     types: tuple[str, ...] = ()  # only these question types in stage 2 and eval (empty: all)
+    train_questions: tuple[tuple[str, int], ...] = ()  # (type, questions per training scene) overrides
 
 
 def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> dict[str, Any]:
     data = workdir / "data"
     if not (data / "meta.json").is_file():
-        generate(data, size.scenes, seed=0, image_size=64, grid=4)
+        generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions))
     common = [f"data.dir={data}", "train.progress_bar=false", "data.eval_max=0", *(extra or [])]
     s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", common + [
         f"run.output_dir={workdir / 'stage1'}", f"train.max_steps={size.stage1_steps}",

@@ -11,6 +11,8 @@ Layout of DIR::
 Test scenes are drawn from their own random stream and never equal a training scene; training
 questions use only training templates; every test scene is asked each question type twice, once
 with a training template and once with a held-out one, so eval can report both.
+``train_questions`` asks some types more often of each training scene (relations need more
+examples than the tiny proof's LM gets from one per scene); the test split never changes with it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +40,13 @@ class SetSummary:
 
 
 def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
-             test_fraction: float = 0.2, questions_per_type: int = 1, grid: int = 4) -> SetSummary:
-    """Write ``count`` scenes (a ``test_fraction`` of them held out) with their questions."""
+             test_fraction: float = 0.2, questions_per_type: int = 1, grid: int = 4,
+             train_questions: Mapping[str, int] | None = None) -> SetSummary:
+    """Write ``count`` scenes (a ``test_fraction`` of them held out) with their questions.
+
+    Each scene gets ``questions_per_type`` questions of every type (per template kind in test);
+    ``train_questions`` overrides that count for some types in the training split only.
+    """
     if count < 2:
         raise ValueError("count must be at least 2 (one training and one test scene)")
     if not 0 < test_fraction < 1:
@@ -47,6 +55,8 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
         raise ValueError("image_size must be between 16 and 1024 pixels")
     if not 0 <= grid <= 8 or 0 < grid < 3:
         raise ValueError("grid must be 0 (free placement) or between 3 and 8")
+    counts = {type_: questions_per_type for type_ in QUESTION_TYPES}
+    per_split = {"train": {**counts, **_checked_counts(train_questions or {})}, "test": counts}
     out = Path(output)
     n_test = max(1, round(count * test_fraction))
     n_train = count - n_test
@@ -56,12 +66,22 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
     summary = SetSummary(out, {}, {}, {})
     for split, scenes in (("train", train_scenes), ("test", test_scenes)):
         rng = random.Random(f"{seed}:{split}-questions")
-        questions = _write_split(out, split, scenes, rng, image_size, questions_per_type)
+        questions = _write_split(out, split, scenes, rng, image_size, per_split[split])
         summary.scenes[split] = len(scenes)
         summary.questions[split] = len(questions)
         summary.by_type[split] = dict(Counter(q["type"] for q in questions))
-    _write_meta(out, seed, count, image_size, grid, summary)
+    _write_meta(out, seed, count, image_size, grid, summary, per_split["train"])
     return summary
+
+
+def _checked_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    unknown = sorted(set(counts) - set(QUESTION_TYPES))
+    if unknown:
+        raise ValueError(f"unknown question type(s) {', '.join(unknown)}; known: {', '.join(QUESTION_TYPES)}")
+    bad = [f"{k}={v}" for k, v in counts.items() if not 0 <= v <= 64]
+    if bad:
+        raise ValueError(f"questions per scene must be between 0 and 64: {', '.join(bad)}")
+    return dict(counts)
 
 
 def _scenes(rng: random.Random, n: int, exclude: set[Any], grid: int) -> list[Scene]:
@@ -74,7 +94,7 @@ def _scenes(rng: random.Random, n: int, exclude: set[Any], grid: int) -> list[Sc
 
 
 def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random, image_size: int,
-                 questions_per_type: int) -> list[dict[str, Any]]:
+                 per_type: Mapping[str, int]) -> list[dict[str, Any]]:
     image_dir = out / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
     captions: list[dict[str, Any]] = []
@@ -84,7 +104,7 @@ def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random,
         image_rel = f"images/{split}/{index:06d}.png"
         render(scene, image_size).save(out / image_rel, optimize=True)
         captions.append({"id": scene_id, "image": image_rel, "caption": caption(scene), "scene": scene.to_json()})
-        for question in _questions(scene, split, rng, questions_per_type):
+        for question in _questions(scene, split, rng, per_type):
             questions.append({
                 "id": f"{scene_id}-q{len(questions):07d}", "image": image_rel,
                 "question": question.question, "answer": question.answer, "type": question.type,
@@ -96,12 +116,12 @@ def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random,
     return questions
 
 
-def _questions(scene: Scene, split: str, rng: random.Random, per_type: int) -> list[Question]:
+def _questions(scene: Scene, split: str, rng: random.Random, per_type: Mapping[str, int]) -> list[Question]:
     kinds = [False] if split == "train" else [False, True]  # held-out templates only in test
     made: list[Question] = []
     for type_ in QUESTION_TYPES:
         for heldout in kinds:
-            for _ in range(per_type):
+            for _ in range(per_type[type_]):
                 question = ask(scene, type_, rng, heldout)
                 if question is not None:
                     made.append(question)
@@ -114,10 +134,11 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def _write_meta(out: Path, seed: int, count: int, image_size: int, grid: int, summary: SetSummary) -> None:
+def _write_meta(out: Path, seed: int, count: int, image_size: int, grid: int, summary: SetSummary,
+                train_questions: Mapping[str, int]) -> None:
     meta = {
         "kind": "kovr-vr-synthetic", "version": 1, "seed": seed, "count": count, "image_size": image_size,
-        "grid": grid,
+        "grid": grid, "train_questions_per_scene": dict(train_questions),
         "scenes": summary.scenes, "questions": summary.questions, "by_type": summary.by_type,
         "heldout_templates": [t.id for t in TEMPLATES if t.heldout],
     }

@@ -147,3 +147,21 @@ def test_cli_writes_a_set_and_rejects_bad_counts(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "e"), "--count", "1"],
                          check=False, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "count must be at least 2" in bad.stderr
+
+
+def test_train_questions_add_questions_of_a_type_and_leave_the_test_split_alone(vr_set: Path, tmp_path: Path) -> None:
+    meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
+    more = tmp_path / "more"
+    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(more), "--count", str(meta["count"]),
+                         "--seed", str(meta["seed"]), "--image-size", "48", "--train-questions", "relation=3,count=0"],
+                        check=False, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    by_type = json.loads((more / "meta.json").read_text(encoding="utf-8"))["by_type"]
+    scenes = meta["scenes"]["train"]
+    assert "count" not in by_type["train"] and by_type["train"]["existence"] == scenes
+    assert scenes * 2 < by_type["train"]["relation"] <= scenes * 3  # a scene may offer no relation
+    assert (more / "test_vqa.jsonl").read_bytes() == (vr_set / "test_vqa.jsonl").read_bytes()
+    for bad, message in (("colour=x", "write TYPE=N"), ("size=2", "unknown question type"), ("relation=99", "between 0")):
+        out = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "bad"), "--count", "5",
+                              "--train-questions", bad], check=False, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and message in out.stderr, (bad, out.stderr)

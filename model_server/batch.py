@@ -56,18 +56,18 @@ def prefill(
 
 
 class _BufferLayer(DynamicLayer):
-    """A cache layer whose keys/values are views into a buffer that grows by doubling."""
+    """A cache layer whose keys/values are views into a buffer [B, heads, capacity, dim] that grows by doubling."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, spare: int = 64) -> None:
+    def __init__(self, k_buffer: torch.Tensor, v_buffer: torch.Tensor, length: int) -> None:
         super().__init__()
-        batch, heads, length, dim = keys.shape
-        self._k = keys.new_empty((batch, heads, length + spare, dim))
-        self._v = values.new_empty((batch, heads, length + spare, dim))
-        self._k[:, :, :length] = keys
-        self._v[:, :, :length] = values
-        self._length = length
-        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self._k, self._v, self._length = k_buffer, v_buffer, length
+        self.dtype, self.device, self.is_initialized = k_buffer.dtype, k_buffer.device, True
         self._sync()
+
+    @classmethod
+    def stacked(cls, keys: list[torch.Tensor], values: list[torch.Tensor], spare: int = 64) -> _BufferLayer:
+        """Rows of several caches, each right-aligned (left-padded with zeros) to the longest, in one buffer."""
+        return cls(_stack(keys, spare), _stack(values, spare), max(k.shape[2] for k in keys))
 
     def _sync(self) -> None:
         self.keys = self._k[:, :, : self._length]
@@ -78,9 +78,8 @@ class _BufferLayer(DynamicLayer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self._length + key_states.shape[-2]
         if end > self._k.shape[2]:
-            length = self._length
-            grown = _BufferLayer(self._k[:, :, :length], self._v[:, :, :length], spare=max(64, self._k.shape[2]))
-            self._k, self._v = grown._k, grown._v
+            spare = max(64, self._k.shape[2])
+            self._k, self._v = _stack([self.keys], spare), _stack([self.values], spare)
         self._k[:, :, self._length : end] = key_states
         self._v[:, :, self._length : end] = value_states
         self._length = end
@@ -103,28 +102,37 @@ class BatchCache:
     def layers(self) -> KV:
         return [] if self.cache is None else _layers(self.cache)
 
-    def _set(self, layers: KV, mask: torch.Tensor | None) -> None:
-        self.mask = mask
-        self.cache = Cache(layers=[_BufferLayer(k, v) for k, v in layers]) if layers else None
-
-    def add(self, row: Prefill) -> None:
-        """Append one prefilled sequence as the last row."""
-        device = row.layers[0][0].device
-        row_mask = torch.ones(1, row.length, dtype=torch.long, device=device)
-        if self.mask is None:
-            self._set(row.layers, row_mask)
+    def _set(self, parts: list[KV], masks: list[torch.Tensor]) -> None:
+        """Stack these groups of rows (each group's KV per layer, and its mask) into fresh buffers."""
+        if not masks:
+            self.cache, self.mask = None, None
             return
-        width = max(self.mask.shape[1], row.length)
-        layers = [
-            (torch.cat([_pad(k, width), _pad(rk, width)]), torch.cat([_pad(v, width), _pad(rv, width)]))
-            for (k, v), (rk, rv) in zip(self.layers, row.layers, strict=True)
-        ]
-        self._set(layers, torch.cat([_pad_mask(self.mask, width), _pad_mask(row_mask, width)]))
+        width = max(m.shape[1] for m in masks)
+        self.mask = torch.cat([_pad_mask(m, width) for m in masks])
+        self.cache = Cache(layers=[
+            _BufferLayer.stacked([part[i][0] for part in parts], [part[i][1] for part in parts])
+            for i in range(len(parts[0]))
+        ])
+
+    def add(self, *rows: Prefill) -> None:
+        """Append prefilled sequences as the last rows, in one rebuild of the buffers for all of them.
+
+        Rows that arrive together join together: rebuilding once per row made a burst of N requests
+        copy the whole cache N times.
+        """
+        if not rows:
+            return
+        device = rows[0].layers[0][0].device
+        parts = [self.layers] if self.mask is not None else []
+        masks = [self.mask] if self.mask is not None else []
+        parts += [row.layers for row in rows]
+        masks += [torch.ones(1, row.length, dtype=torch.long, device=device) for row in rows]
+        self._set(parts, masks)
 
     def keep(self, rows: list[int]) -> None:
         """Keep only these rows (in this order); trim padding columns nobody needs."""
         if not rows:
-            self._set([], None)
+            self._set([], [])
             return
         assert self.mask is not None
         index = torch.tensor(rows, device=self.mask.device)
@@ -133,7 +141,7 @@ class BatchCache:
         layers = [
             (k.index_select(0, index)[:, :, start:], v.index_select(0, index)[:, :, start:]) for k, v in self.layers
         ]
-        self._set(layers, mask[:, start:])
+        self._set([layers], [mask[:, start:]])
 
     def step(self, model: PreTrainedModel, next_ids: torch.Tensor) -> torch.Tensor:
         """Feed one token per row; returns the logits [B, vocab] for the following token."""
@@ -169,12 +177,20 @@ def _layers(cache: Cache) -> KV:
     return pairs
 
 
-def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
-    missing = width - t.shape[2]
-    if missing <= 0:
-        return t
-    shape = (t.shape[0], t.shape[1], missing, t.shape[3])
-    return torch.cat([t.new_zeros(shape), t], dim=2)
+def _stack(parts: list[torch.Tensor], spare: int) -> torch.Tensor:
+    """[B_i, H, L_i, D] tensors -> one zeroed [sum B_i, H, max L_i + spare, D] buffer, each right-aligned.
+
+    Padding must be zeros, not uninitialised memory: a masked position gets attention weight 0,
+    and 0 times a NaN left in the buffer would still be NaN.
+    """
+    width = max(t.shape[2] for t in parts)
+    first = parts[0]
+    buffer = first.new_zeros((sum(t.shape[0] for t in parts), first.shape[1], width + spare, first.shape[3]))
+    row = 0
+    for t in parts:
+        buffer[row : row + t.shape[0], :, width - t.shape[2] : width] = t
+        row += t.shape[0]
+    return buffer
 
 
 def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:

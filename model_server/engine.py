@@ -187,6 +187,8 @@ class Engine:
             return taken
 
     def _admit(self) -> None:
+        """Prefill each waiting job alone and send its first token; then all join the batch at once."""
+        joining: list[tuple[_Row, Prefill]] = []
         for job in self._take_waiting():
             job.started_at = time.perf_counter()
             try:
@@ -195,10 +197,19 @@ class Engine:
                 log.exception("prefill failed")
                 job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
                 continue
-            with self._cond:  # a row joins the batch before its first token is out
-                self._batch.add(result)
-                self._rows.append(row)
             self._accept(row, result.last_logits.cpu())
+            if not (row.done or job.cancelled.is_set()):
+                joining.append((row, result))
+        if not joining:
+            return
+        try:
+            with self._cond:
+                self._batch.add(*(result for _, result in joining))
+                self._rows.extend(row for row, _ in joining)
+        except Exception as exc:  # not in the batch yet, so _fail_all would not reach them
+            for row, _ in joining:
+                row.job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
+            raise
 
     def _prefill(self, job: Job) -> tuple[_Row, Prefill]:
         device = self.loaded.device

@@ -51,3 +51,30 @@ def test_rows_joining_and_leaving_match_generate_alone(attn: str) -> None:
             got[1].append(int(batch.step(model, torch.tensor([got[1][-1]]))[0].argmax()))
     assert got[0] == _alone(model, long_prompt, 84)
     assert got[1] == _alone(model, short_prompt, 84)
+
+
+def test_rows_joining_together_match_generate_alone() -> None:
+    """A burst of prompts joins a running row in one rebuild, each row left-padded to the longest."""
+    torch.set_num_threads(1)
+    model = _model("sdpa")
+    prompts = [[5, 6, 7], [100, 50, 40, 30, 20, 10, 9, 8, 7, 6, 5], [42], [7, 7, 7, 7]]
+    got: list[list[int]] = [[] for _ in prompts]
+    batch = BatchCache()
+    with torch.inference_mode():
+        first = prefill(model, torch.tensor(prompts[0]))
+        batch.add(first)
+        got[0].append(int(first.last_logits.argmax()))
+        got[0].append(int(batch.step(model, torch.tensor([got[0][-1]]))[0].argmax()))
+        joining = [prefill(model, torch.tensor(p)) for p in prompts[1:]]
+        batch.add(*joining)
+        assert batch.size == 4 and batch.mask is not None
+        assert batch.mask.sum(1).tolist() == [len(prompts[0]) + 1, *(len(p) for p in prompts[1:])]
+        for row, result in enumerate(joining, start=1):
+            got[row].append(int(result.last_logits.argmax()))
+        for _ in range(70):  # past the buffer's spare room
+            logits = batch.step(model, torch.tensor([g[-1] for g in got]))
+            for row in range(len(prompts)):
+                got[row].append(int(logits[row].argmax()))
+    assert got[0] == _alone(model, prompts[0], 72)
+    for row in range(1, len(prompts)):
+        assert got[row] == _alone(model, prompts[row], 71)

@@ -12,12 +12,18 @@ benchmark's HTTP clients do not share its interpreter. Each figure is the best o
     python bench/bench_model_server.py                 # the demo model (or a random demo-shaped one)
     python bench/bench_model_server.py --model PATH    # any causal LM folder
     python bench/bench_model_server.py --no-write      # print only, leave docs/BENCHMARKS.md alone
+    python bench/bench_model_server.py --device cuda --shape polyglot-ko-1.3b --streams 1,16,64 --repeat 1
+
+On a GPU the sequential baseline is timed over at most --baseline-requests requests (its rate does
+not depend on how many run one after another), and the decode step is set against the memory bound:
+every step reads all the weights once, at the copy bandwidth measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import statistics
@@ -38,6 +44,14 @@ from model_server.launcher import ModelServerProcess
 from model_server.loading import LoadedModel, load_model
 
 SECTION = "bench/bench_model_server.py"
+GPU_SECTION = "bench/bench_model_server.py --device cuda"
+# Random GPT-NeoX models of real checkpoints' shapes, for speed figures where weights cannot be fetched.
+SHAPES: dict[str, dict[str, int | float | bool]] = {
+    "polyglot-ko-1.3b": {
+        "hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 8192,
+        "vocab_size": 30080, "rotary_pct": 0.5, "max_position_embeddings": 2048, "tie_word_embeddings": False,
+    },
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,13 +63,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="torch threads for both sides (default 1: fastest on a busy 2-core machine)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/BENCHMARKS.md")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="a random model of this shape instead of --model")
+    parser.add_argument("--baseline-requests", type=int, default=4,
+                        help="on a GPU, sequential requests timed for the baseline's rate (default 4)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     return parser.parse_args(argv)
 
 
 def pick_model(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
-    """(source, description): --model, else the built demo model, else a random demo-shaped GPT-NeoX."""
+    """(source, description): --model, --shape, else the built demo model, else a random demo-shaped GPT-NeoX."""
     if args.model:
         return args.model, args.model
+    if args.shape:
+        return random_shaped_model(args.shape, args.device), f"random GPT-NeoX of {args.shape}'s shape"
     if (settings.demo_model_dir / "config.json").is_file():
         return str(settings.demo_model_dir), f"demo model ({settings.demo_model_dir})"
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
@@ -75,6 +96,42 @@ def pick_model(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
     GPTNeoXForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder), "random GPT-NeoX of the demo model's shape (demo model not built)"
+
+
+def random_shaped_model(shape: str, device: str) -> str:
+    """Save a random bf16 GPT-NeoX of SHAPES[shape] with a byte-level BPE trained on the test prompts."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from model_server.bpe import train_byte_level_bpe
+
+    folder = Path(tempfile.mkdtemp(prefix=f"kovr-bench-{shape}-"))
+    texts = [p["instruction"] + " " + p["reference"] for p in load_test_prompts()] * 5
+    tokenizer = train_byte_level_bpe(texts, vocab_size=2000)
+    config = GPTNeoXConfig(**SHAPES[shape], eos_token_id=tokenizer.eos_token_id)
+    with torch.device(device):  # initialising 1.3 B weights on a GPU takes seconds, not minutes
+        model = GPTNeoXForCausalLM(config).to(torch.bfloat16)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    del model
+    return str(folder)
+
+
+def copy_bandwidth(device: torch.device, gib: int = 4) -> float:
+    """Bytes/s of a device-to-device copy (read + write), best of 5: what one decode step can stream."""
+    if device.type != "cuda":
+        return float("nan")
+    src = torch.empty(gib << 30, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(5):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        dst.copy_(src)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * (gib << 30) / best
 
 
 # --- baseline: plain model.generate, one request at a time -------------------------------------
@@ -127,17 +184,18 @@ def machine() -> str:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
         cpu = names[0] if names else cpu
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} with {torch.get_num_threads()} "
+    gpu = f"{torch.cuda.get_device_name(0)}, " if torch.cuda.is_available() else ""
+    return (f"{gpu}{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} with {torch.get_num_threads()} "
             f"threads, load average {load:.1f} at start")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     levels = [int(n) for n in args.streams.split(",")]
-    settings = load_settings(data_dir=Path(tempfile.mkdtemp()), device="cpu")
+    settings = load_settings(data_dir=Path(tempfile.mkdtemp()), device=args.device)
     source, described = pick_model(args, load_settings())
     settings = load_settings(
-        model=source, device="cpu", max_concurrent_requests=max(levels), max_batch_size=max(levels),
+        model=source, device=args.device, max_concurrent_requests=max(levels), max_batch_size=max(levels),
         max_queue=max(levels), data_dir=settings.data_dir, torch_threads=args.threads, ignore_eos=True,
     )
     torch.set_num_threads(args.threads)
@@ -149,8 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     n = args.max_new_tokens
     print(f"model: {described}\nmachine: {where}\nmax_new_tokens={n}, greedy\n")
 
+    gpu = loaded.device.type == "cuda"
+    cap = args.baseline_requests if gpu else max(levels)
     rows: list[tuple[str, str, str]] = []
+    figures: dict[str, float] = {}
     best = args.repeat
+    baseline(loaded, prompts[:1], 4)  # warm-up (CUDA kernels, allocator)
     base_ttft = baseline_ttft(loaded, prompts[0])
     with ModelServerProcess(settings, startup_timeout_s=300) as server:
         url = server.url
@@ -158,19 +220,43 @@ def main(argv: list[str] | None = None) -> int:
         srv_ttft = min(asyncio.run(server_run(url, prompts[:1], 1))[2] for _ in range(best))
         rows.append(("time to first token (1 stream)", f"{base_ttft * 1000:.0f} ms", f"{srv_ttft * 1000:.0f} ms"))
         for level in levels:
-            b_tokens, b_time = min((baseline(loaded, prompts[:level], n) for _ in range(best)), key=lambda r: r[1])
+            b_tokens, b_time = min((baseline(loaded, prompts[: min(level, cap)], n) for _ in range(best)),
+                                   key=lambda r: r[1])
             runs = [asyncio.run(server_run(url, prompts[:level], n)) for _ in range(best)]
             s_tokens, s_time, s_ttft = min(runs, key=lambda r: r[1])
             b_rate, s_rate = b_tokens / b_time, s_tokens / s_time
+            figures[f"baseline_tps_{level}"], figures[f"server_tps_{level}"] = b_rate, s_rate
             label = "tokens/s, 1 stream" if level == 1 else f"aggregate tokens/s, {level} streams"
             rows.append((f"{label} ({s_tokens} tokens)", f"{b_rate:.1f}", f"{s_rate:.1f} (x{s_rate / b_rate:.2f})"))
             if level > 1:
                 rows.append((f"median time to first token, {level} streams", "(sequential)", f"{s_ttft * 1000:.0f} ms"))
+    if gpu:
+        rows += memory_bound_rows(loaded, figures, levels)
     table = render_table(rows)
     print(table)
+    if args.json:
+        args.json.write_text(json.dumps({"model": described, "machine": where, "figures": figures, "rows": rows},
+                                        ensure_ascii=False, indent=2), encoding="utf-8")
     if not args.no_write:
-        write_section(described, where, n, table)
+        write_section(described, where, n, table, gpu=gpu)
     return 0
+
+
+def memory_bound_rows(loaded: LoadedModel, figures: dict[str, float], levels: list[int]) -> list[tuple[str, str, str]]:
+    """Decode step time against the time to read every weight once at the measured copy bandwidth."""
+    weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+    bandwidth = copy_bandwidth(loaded.device)
+    bound_ms = weight_bytes / bandwidth * 1000
+    figures.update(weight_gb=weight_bytes / 1e9, copy_bandwidth_gbs=bandwidth / 1e9, bound_step_ms=bound_ms)
+    rows = [("weights read per decode step", f"{weight_bytes / 1e9:.2f} GB",
+             f"copy bandwidth {bandwidth / 1e12:.2f} TB/s: bound {bound_ms:.2f} ms/step")]
+    for level in levels:
+        step_ms = level / figures[f"server_tps_{level}"] * 1000
+        figures[f"server_step_ms_{level}"] = step_ms
+        rows.append((f"decode step, {level} stream(s), vs the memory bound",
+                     f"{1000 / figures[f'baseline_tps_{level}']:.1f} ms/token",
+                     f"{step_ms:.1f} ms ({bound_ms / step_ms:.0%} of bound speed)"))
+    return rows
 
 
 def render_table(rows: list[tuple[str, str, str]]) -> str:
@@ -179,26 +265,40 @@ def render_table(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(model: str, where: str, max_new: int, table: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+def write_section(model: str, where: str, max_new: int, table: str, *, gpu: bool = False) -> None:
+    section = GPU_SECTION if gpu else SECTION
+    command = " ".join(["python", *sys.argv]) if gpu else "python bench/bench_model_server.py"
+    notes = GPU_NOTES if gpu else CPU_NOTES
     body = (
-        f"## {SECTION}\n\n"
-        f"Command: `python bench/bench_model_server.py` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n"
+        f"## {section}\n\n"
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n"
         f"- Model: {model}\n- Machine: {where}\n- Greedy, max_new_tokens={max_new}, prompts: kovr/data/test_prompts.jsonl "
         "rendered with the model's template; EOS is masked on both sides (HF `min_new_tokens`, the server's "
-        "`KOVR_IGNORE_EOS`), so every request decodes exactly max_new_tokens and both generate the same tokens.\n"
-        "- No GPU was lent to this session: GPU figures (Polyglot-ko-1.3B-shaped decode vs the HBM bound, "
-        "16/64 streams) were not measured.\n\n"
-        f"{table}\n\n"
-        "model_server runs as its own process (as `kovr serve` starts it) and every figure is the best "
-        "of 3 runs. One stream costs about what the baseline costs (HTTP, SSE framing and UTF-8-safe "
-        "detokenisation against `generate`'s own per-step overhead); from 4 streams on, one forward pass "
-        "per step for all running requests wins. The demo model is tiny, so a decode step is mostly fixed "
-        "per-step cost and batching pays off almost linearly; a 1.3 B model on a CPU is compute-bound and "
-        "would gain less.\n"
+        "`KOVR_IGNORE_EOS`), so every request decodes exactly max_new_tokens and both generate the same tokens.\n\n"
+        f"{table}\n\n{notes}\n"
     )
-    start = text.find(f"## {SECTION}")
+    replace_section(section, body)
+
+
+CPU_NOTES = (
+    "model_server runs as its own process (as `kovr serve` starts it) and every figure is the best "
+    "of 3 runs. One stream costs about what the baseline costs (HTTP, SSE framing and UTF-8-safe "
+    "detokenisation against `generate`'s own per-step overhead); from 4 streams on, one forward pass "
+    "per step for all running requests wins. The demo model is tiny, so a decode step is mostly fixed "
+    "per-step cost and batching pays off almost linearly; a 1.3 B model on a CPU is compute-bound and "
+    "would gain less. GPU figures: the next section."
+)
+GPU_NOTES = (
+    "The baseline's rate is timed over at most --baseline-requests requests one after another. The "
+    "memory bound is the time to read every weight once at the copy bandwidth measured in the same run."
+)
+
+
+def replace_section(section: str, body: str) -> None:
+    """Put `body` in docs/BENCHMARKS.md in place of the `## section` it starts with (or append it)."""
+    path = REPO / "docs" / "BENCHMARKS.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+    start = text.find(f"## {section}\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + body
     else:

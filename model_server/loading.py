@@ -56,8 +56,21 @@ class LoadedModel:
 
 def pick_device(setting: str) -> torch.device:
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        _avoid_cudnn_attention()
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def _avoid_cudnn_attention() -> None:
+    """Serve attention with the flash / memory-efficient SDPA kernels, not cuDNN's.
+
+    Recent torch prefers cuDNN attention on Hopper, and cuDNN builds an execution plan for every new
+    shape. Decoding meets a new key length at every step (and the batch cache's widths change as rows
+    come and go), so a plan is hardly ever reused. That is the likely reason why, on an H200,
+    `generate` took 61 ms per token over lengths it had not met and 12-15 ms over lengths it had
+    (docs/BENCHMARKS.md, GPU section; the effect of this switch is not yet measured there).
+    """
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def model_source(settings: Settings) -> str:

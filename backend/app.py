@@ -28,6 +28,7 @@ from backend.core.errors import install_error_handlers
 from backend.core.secrets import ensure_jwt_secret
 from backend.db.client import Db, open_client
 from backend.db.migrate import apply_migrations
+from backend.services.auth import finish_deletions
 from kovr import __version__
 from kovr.settings import Settings
 
@@ -53,6 +54,17 @@ async def _migrate(db: Db) -> None:
         log.warning("edited migrations already applied: %s", ", ".join(report.changed))
 
 
+async def _finish_deletions(db: Db) -> None:
+    """Account deletions cut short by a crash or restart are finished before anything else runs."""
+    try:
+        finished = await finish_deletions(db=db)
+    except PyMongoError as exc:  # the app still starts; the next start tries again
+        log.error("could not finish interrupted account deletions: %s", type(exc).__name__)
+        return
+    if finished:
+        log.warning("finished %d interrupted account deletion(s)", finished)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -61,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         app.state.db = client[settings.mongodb_db]
         await _migrate(app.state.db)
+        await _finish_deletions(app.state.db)
         hooks = _chat_hooks()
         if hooks is not None:
             await hooks.startup(app, settings)

@@ -67,5 +67,17 @@ async def set_password_hash(*, db: Db, user_id: ObjectId, password_hash: str) ->
     )
 
 
+async def mark_deleting(*, db: Db, user_id: ObjectId) -> None:
+    """Disable the account and record that its erasure has begun (so a restart can finish it)."""
+    now = utcnow()
+    await db.users.update_one({"_id": user_id}, {"$set": {"disabled": True, "deleting_since": now, "updated_at": now}})
+
+
+async def users_being_deleted(*, db: Db, limit: int = 1000) -> list[dict[str, Any]]:
+    """Accounts whose erasure began and did not finish (sparse index `deleting_since`)."""
+    cursor = db.users.find({"deleting_since": {"$exists": True}}).sort("deleting_since", 1).limit(limit)
+    return [doc async for doc in cursor]
+
+
 async def delete_user(*, db: Db, user_id: ObjectId) -> None:
     await db.users.delete_one({"_id": user_id})

@@ -218,14 +218,28 @@ async def change_password(
 async def delete_account(*, db: Db, user: dict[str, Any], password: str) -> None:
     """Erase the account and everything it owns; needs the password.
 
-    The user is disabled first, so no request signs in or adds data while the rest goes; the user
-    record goes last, so an interrupted deletion leaves a disabled account (no sign-in possible)
-    whose record still names the owner of what is left, rather than data nobody can trace.
+    The user is disabled and marked first, so no request signs in or adds data while the rest goes;
+    the user record goes last, so an interrupted deletion leaves a disabled account whose record
+    still names the owner of what is left, and the next start of the app finishes it
+    (`finish_deletions`).
     """
     if not await security.verify_password(password, user["password_hash"]):
         raise WrongPassword()
+    await users.mark_deleting(db=db, user_id=user["_id"])
+    await _erase(db, user)
+
+
+async def finish_deletions(*, db: Db) -> int:
+    """Finish the erasures that an earlier process began and did not complete; how many."""
+    pending = await users.users_being_deleted(db=db)
+    for user in pending:
+        await _erase(db, user)
+    return len(pending)
+
+
+async def _erase(db: Db, user: dict[str, Any]) -> None:
+    """Everything the user owns, then the user. Each step is idempotent, so it can run again."""
     user_id = user["_id"]
-    await users.update_user(db=db, user_id=user_id, changes={"disabled": True})
     await conversations.delete_user_conversations(db=db, user_id=user_id)
     await api_tokens.delete_user_tokens(db=db, user_id=user_id)
     await refresh_tokens.delete_user_tokens(db=db, user_id=user_id)

@@ -13,7 +13,8 @@ from bson import ObjectId
 from jose import jwt
 
 from backend.db import messages as msg_repo
-from tests.backend.conftest import TEST_SECRET, LiveServer, MakeClient, signup_and_login
+from backend.db import users as users_repo
+from tests.backend.conftest import TEST_SECRET, LiveServer, MakeClient, signup_and_login, start_server
 
 
 def _email() -> str:
@@ -274,3 +275,32 @@ async def test_delete_account_erases_everything_it_owns(make_client: Any, live: 
     again = await (await make_client()).post("/api/v1/auth/signup", json={
         "email": a["email"], "password": a["password"], "display_name": "다시"})
     assert again.status_code == 201
+
+
+async def test_a_deletion_cut_short_is_finished_at_the_next_start(make_client: Any, live: Any) -> None:
+    """A crash after the account was marked leaves it disabled; the next start of the app erases it."""
+    alice, bob = await make_client(), await make_client()
+    a = await signup_and_login(alice)
+    b = await signup_and_login(bob)
+    uid = ObjectId(a["id"])
+    conv = (await alice.post("/api/v1/conversations", json={"title": "반쯤 지운 대화"})).json()
+    await msg_repo.create_message(db=live.db, conversation_id=ObjectId(conv["id"]), user_id=uid, role="user",
+                                  content="안녕")
+    await users_repo.mark_deleting(db=live.db, user_id=uid)  # the process dies right after this step
+
+    assert (await alice.get("/api/v1/users/me")).status_code == 401  # disabled at once
+    login = await (await make_client()).post("/api/v1/auth/token",
+                                             data={"username": a["email"], "password": a["password"]})
+    assert login.status_code == 403  # a disabled account, as an admin would disable it
+    assert await live.db.messages.count_documents({"user_id": uid}) == 1  # not yet erased
+
+    restarted, server, task = await start_server(live.settings)
+    try:
+        assert await live.db.users.count_documents({"_id": uid}) == 0
+        assert await live.db.conversations.count_documents({"user_id": uid}) == 0
+        assert await live.db.messages.count_documents({"user_id": uid}) == 0
+        async with httpx.AsyncClient(base_url=restarted.url, headers=bob.headers) as again:
+            assert (await again.get("/api/v1/users/me")).json()["id"] == b["id"]
+    finally:
+        server.should_exit = True
+        await task

@@ -1,7 +1,8 @@
 """Bench: does the image matter? Align model vs a text-only baseline trained the same way.
 
     python bench/bench_vr.py [--workdir DIR] [--json OUT]                 # one seed, CPU, 1 thread
-    python bench/bench_vr.py --seeds 0-7 --parallel 8 --device cuda       # eight seeds at once on a GPU
+    python bench/bench_vr.py --seeds 0-3 --parallel 2                     # four seeds, two runs at a time
+    python bench/bench_vr.py --seeds 0-5 --parallel 12                    # a 16-core machine
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image
@@ -9,8 +10,11 @@ prefix and without it. Prints accuracy by question type on held-out scenes for b
 
 Stage 2 of these tiny models learns in a late, sudden drop of the loss that some seeds reach
 within the 12,000 steps and some do not, so one seed's table can mislead: ``--seeds`` runs the
-whole proof (tiny LM, stage 1, both stage-2 runs) once per training seed, each in its own process,
-on the same synthetic set, and reports every seed and the mean. The seed sets the models' initial
+whole proof (tiny LM, stage 1, both stage-2 runs) once per training seed on the same synthetic set,
+and reports every seed and the mean. Each run has its own process; a seed's two stage-2 runs start
+as soon as its stage 1 is done, so ``--parallel 2`` trains the align model and its baseline at once.
+These models are too small to keep a GPU busy: processes sharing one ran at half the steps/s of a
+CPU core each (docs/BENCHMARKS.md), so ``--device cuda`` is for larger variants. The seed sets the models' initial
 weights, the text mixed in and the batch order; the scenes and questions stay those of seed 0.
 """
 
@@ -22,7 +26,7 @@ import platform
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from statistics import mean
@@ -42,20 +46,52 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def run_seed(workdir: Path, seed: int, device: str, size: Any, overrides: list[str]) -> dict[str, Any]:
-    """The whole proof for one training seed (a worker process: the GPU needs its own context)."""
+def _extra(seed: int, device: str, overrides: list[str]) -> list[str]:
+    # fp32 on the GPU too: these models are tiny, and the CPU table is fp32.
+    return [f"run.seed={seed}", f"run.device={device}", "train.precision=fp32", "train.gradient_checkpointing=false",
+            *overrides]
+
+
+def seed_stage1(workdir: Path, seed: int, device: str, size: Any, overrides: list[str]) -> Path:
+    """One seed's tiny LM and stage 1 (a worker process: the GPU needs its own context)."""
     import torch
 
-    from finetune.vr.proof import run_proof
+    from finetune.vr.proof import run_stage1
 
     torch.set_num_threads(1)
-    # fp32 on the GPU too: these models are tiny, and the CPU table is fp32.
-    extra = [f"run.seed={seed}", f"run.device={device}", "train.precision=fp32", "train.gradient_checkpointing=false",
-             *overrides]
-    results = run_proof(workdir, size, extra)
-    results["seed"] = seed
-    (workdir / "result.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
-    return results
+    return run_stage1(workdir, size, _extra(seed, device, overrides))
+
+
+def seed_stage2(workdir: Path, seed: int, device: str, size: Any, overrides: list[str], stage1: Path,
+                images: bool) -> dict[str, Any]:
+    """One seed's stage 2 with or without images, and its accuracy (a worker process)."""
+    import torch
+
+    from finetune.vr.proof import run_stage2
+
+    torch.set_num_threads(1)
+    result, table = run_stage2(workdir, size, _extra(seed, device, overrides), stage1, images=images)
+    print(f"seed {seed}, {'align' if images else 'text_only'}:\n{table}", flush=True)
+    return result
+
+
+def run_seeds(dirs: dict[int, Path], device: str, size: Any, overrides: list[str], parallel: int) -> list[dict[str, Any]]:
+    """Every seed's stage 1, then its two stage-2 runs as soon as it is done: up to `parallel` at once."""
+    runs: dict[int, dict[str, Any]] = {s: {"seed": s} for s in dirs}
+    with ProcessPoolExecutor(max_workers=max(1, parallel), mp_context=get_context("spawn")) as pool:
+        firsts = {pool.submit(seed_stage1, d, s, device, size, overrides): s for s, d in dirs.items()}
+        seconds = {}
+        for done in as_completed(firsts):
+            s = firsts[done]
+            for name, images in (("align", True), ("text_only", False)):
+                job = pool.submit(seed_stage2, dirs[s], s, device, size, overrides, done.result(), images)
+                seconds[job] = (s, name)
+        for done in as_completed(seconds):
+            s, name = seconds[done]
+            runs[s][name] = done.result()
+            if "align" in runs[s] and "text_only" in runs[s]:
+                (dirs[s] / "result.json").write_text(json.dumps(runs[s], ensure_ascii=False, indent=2), encoding="utf-8")
+    return [runs[s] for s in dirs]
 
 
 def main() -> int:
@@ -64,7 +100,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seeds", default="0", help="training seeds, e.g. 0-7 or 0,3,5 (default 0)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--parallel", type=int, default=1, help="seeds trained at once, one process each")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="runs at once, one process each (each seed has a stage 1 and two stage-2 runs)")
     parser.add_argument("--scenes", type=int, default=None, help="smaller set for a quick check (default 6000)")
     parser.add_argument("--stage2-steps", type=int, default=None, help="fewer steps for a quick check (default 12000)")
     parser.add_argument("--train-questions", default="", metavar="TYPE=N,...",
@@ -92,14 +129,12 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / "data").exists():
             (folder / "data").symlink_to(data.resolve(), target_is_directory=True)
-    with ProcessPoolExecutor(max_workers=max(1, args.parallel), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_seed, dirs[s], s, args.device, size, args.overrides) for s in seeds]
-        runs = [f.result() for f in futures]
+    runs = run_seeds(dirs, args.device, size, args.overrides, args.parallel)
     print_tables(runs)
     if args.overrides:
         print(f"overrides: {' '.join(args.overrides)}")
     print(f"machine: {platform.processor() or platform.machine()}, device {args.device}, torch threads 1 per seed, "
-          f"{args.parallel} seed(s) at once, total {time.perf_counter() - started:.0f} s; stage-2 train s per seed: "
+          f"{args.parallel} run(s) at once, total {time.perf_counter() - started:.0f} s; stage-2 train s per seed: "
           + ", ".join(f"{r['seed']}: align {r['align']['train_seconds']} / text {r['text_only']['train_seconds']}"
                       for r in runs))
     if args.json:

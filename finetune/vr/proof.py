@@ -7,6 +7,7 @@ off, same records, steps and seed) -> accuracy by question type on held-out scen
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,26 +33,44 @@ class ProofSize:
 
 
 def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> dict[str, Any]:
+    stage1 = run_stage1(workdir, size, extra)
+    results: dict[str, Any] = {}
+    for name, images in (("align", True), ("text_only", False)):
+        results[name], table = run_stage2(workdir, size, extra, stage1, images=images)
+        print(table, flush=True)
+    return results
+
+
+def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> Path:
+    """The set (made once per workdir), the tiny LM and stage 1; returns the stage-1 checkpoint."""
     data = workdir / "data"
     if not (data / "meta.json").is_file():
         generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions))
-    common = [f"data.dir={data}", "train.progress_bar=false", "data.eval_max=0", *(extra or [])]
-    s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", common + [
+    for split in ("train", "test"):  # written here, once, so stage-2 runs in parallel only read them
+        _only(data, split, size.types)
+    s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", _common(workdir, extra) + [
         f"run.output_dir={workdir / 'stage1'}", f"train.max_steps={size.stage1_steps}",
         f"language_model.tiny.pretrain_steps={size.pretrain_steps}"])
-    stage1 = run_finetune_vr(s1).checkpoint
-    train_vqa, test_vqa = (_only(data, split, size.types) for split in ("train", "test"))
-    results: dict[str, Any] = {}
-    for name, images in (("align", True), ("text_only", False)):
-        cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", common + [
-            f"init_from={stage1}", f"run.output_dir={workdir / name}", f"train.max_steps={size.stage2_steps}",
-            f"data.images={str(images).lower()}", f"data.vqa=[{train_vqa}]"])
-        run = run_finetune_vr(cfg)
-        result, table = evaluate_checkpoint(run.checkpoint, test_vqa, limit=size.eval_max)
-        result["train_seconds"] = round(run_seconds(run.checkpoint), 1)
-        results[name] = result
-        print(table, flush=True)
-    return results
+    return run_finetune_vr(s1).checkpoint
+
+
+def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: Path, *,
+               images: bool) -> tuple[dict[str, Any], str]:
+    """Stage 2 with or without the image prefix, then accuracy on held-out scenes: (result, table)."""
+    data = workdir / "data"
+    train_vqa, test_vqa = (_only(data, split, size.types, write=False) for split in ("train", "test"))
+    name = "align" if images else "text_only"
+    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
+        f"init_from={stage1}", f"run.output_dir={workdir / name}", f"train.max_steps={size.stage2_steps}",
+        f"data.images={str(images).lower()}", f"data.vqa=[{train_vqa}]"])
+    run = run_finetune_vr(cfg)
+    result, table = evaluate_checkpoint(run.checkpoint, test_vqa, limit=size.eval_max)
+    result["train_seconds"] = round(run_seconds(run.checkpoint), 1)
+    return result, table
+
+
+def _common(workdir: Path, extra: list[str] | None) -> list[str]:
+    return [f"data.dir={workdir / 'data'}", "train.progress_bar=false", "data.eval_max=0", *(extra or [])]
 
 
 def run_seconds(checkpoint: Path) -> float:
@@ -60,14 +79,18 @@ def run_seconds(checkpoint: Path) -> float:
     return float(json.loads((checkpoint / "vr_run.json").read_text(encoding="utf-8"))["train_seconds"])
 
 
-def _only(data: Path, split: str, types: tuple[str, ...]) -> Path:
-    """The split's VQA file, or a copy holding only the given question types."""
+def _only(data: Path, split: str, types: tuple[str, ...], *, write: bool = True) -> Path:
+    """The split's VQA file, or a copy holding only the given question types (made when `write`)."""
     import json
 
     source = data / f"{split}_vqa.jsonl"
     if not types:
         return source
     target = data / f"{split}_vqa.{'-'.join(types)}.jsonl"
+    if not write:
+        return target
     lines = [line for line in source.read_text(encoding="utf-8").splitlines() if json.loads(line)["type"] in types]
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}")  # seeds sharing a set may write at once
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial.replace(target)
     return target

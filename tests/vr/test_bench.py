@@ -69,3 +69,24 @@ def test_seed_lists(text: str, seeds: list[int]) -> None:
 def test_bad_seed_lists_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_seeds(text)
+
+
+@pytest.mark.slow
+def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_path: Path) -> None:
+    out = tmp_path / "seeds.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
+         "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--workdir", str(tmp_path / "w"),
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["seed"] for r in runs] == [0, 1]
+    for r in runs:
+        assert r["align"]["images"] is True and r["text_only"]["images"] is False
+        assert r["align"]["overall"]["n"] == r["text_only"]["overall"]["n"] > 0
+        assert json.loads((tmp_path / "w" / f"seed{r['seed']}" / "result.json").read_text(encoding="utf-8")) == r
+    meta = json.loads((tmp_path / "w" / "data" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["train_questions_per_scene"]["relation"] == 2
+    assert "mean over 2 seeds" in done.stdout

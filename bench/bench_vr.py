@@ -14,8 +14,9 @@ whole proof (tiny LM, stage 1, both stage-2 runs) once per training seed on the 
 and reports every seed and the mean. Each run has its own process; a seed's two stage-2 runs start
 as soon as its stage 1 is done, so ``--parallel 2`` trains the align model and its baseline at once.
 These models are too small to keep a GPU busy: processes sharing one ran at half the steps/s of a
-CPU core each (docs/BENCHMARKS.md), so ``--device cuda`` is for larger variants. The seed sets the models' initial
-weights, the text mixed in and the batch order; the scenes and questions stay those of seed 0.
+CPU core each (docs/BENCHMARKS.md), so ``--device cuda`` is for larger variants. The seed sets the
+models' initial weights, the text mixed in and the batch order; the scenes and questions stay those
+of seed 0.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ class LoadedModel:
 
 
 def pick_device(setting: str) -> torch.device:
+    """The device to serve on; choosing CUDA also sets the process's attention backends for serving."""
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         _avoid_cudnn_attention()
         return torch.device("cuda")

@@ -239,16 +239,24 @@ async def test_concurrent_refreshes_with_one_token_let_only_one_through(client: 
     assert sorted(r.status_code for r in results) == [200, 401, 401, 401]
 
 
+async def _user_with_a_message(
+    client: httpx.AsyncClient, live: Any, title: str
+) -> tuple[dict[str, Any], ObjectId, dict[str, Any]]:
+    """A new account with one conversation holding one message: (account, user id, conversation)."""
+    account = await signup_and_login(client)
+    uid = ObjectId(account["id"])
+    conv = (await client.post("/api/v1/conversations", json={"title": title})).json()
+    await msg_repo.create_message(db=live.db, conversation_id=ObjectId(conv["id"]), user_id=uid, role="user",
+                                  content="안녕")
+    return account, uid, conv
+
+
 async def test_delete_account_erases_everything_it_owns(make_client: Any, live: Any) -> None:
     """DELETE /users/me needs the password, then the account, its data and every token are gone;
     other users keep theirs, and the e-mail address can sign up again."""
     alice, bob = await make_client(), await make_client()
-    a = await signup_and_login(alice)
+    a, uid, conv = await _user_with_a_message(alice, live, "지울 대화")
     b = await signup_and_login(bob)
-    uid = ObjectId(a["id"])
-    conv = (await alice.post("/api/v1/conversations", json={"title": "지울 대화"})).json()
-    await msg_repo.create_message(db=live.db, conversation_id=ObjectId(conv["id"]), user_id=uid, role="user",
-                                  content="안녕")
     api_token = (await alice.post("/api/v1/tokens", json={"name": "스크립트"})).json()["token"]
     await (await make_client()).post("/api/v1/auth/token", data={"username": a["email"], "password": "틀린 비밀번호"})
     bob_conv = (await bob.post("/api/v1/conversations", json={"title": "밥의 대화"})).json()
@@ -280,12 +288,8 @@ async def test_delete_account_erases_everything_it_owns(make_client: Any, live: 
 async def test_a_deletion_cut_short_is_finished_at_the_next_start(make_client: Any, live: Any) -> None:
     """A crash after the account was marked leaves it disabled; the next start of the app erases it."""
     alice, bob = await make_client(), await make_client()
-    a = await signup_and_login(alice)
+    a, uid, _ = await _user_with_a_message(alice, live, "반쯤 지운 대화")
     b = await signup_and_login(bob)
-    uid = ObjectId(a["id"])
-    conv = (await alice.post("/api/v1/conversations", json={"title": "반쯤 지운 대화"})).json()
-    await msg_repo.create_message(db=live.db, conversation_id=ObjectId(conv["id"]), user_id=uid, role="user",
-                                  content="안녕")
     await users_repo.mark_deleting(db=live.db, user_id=uid)  # the process dies right after this step
 
     assert (await alice.get("/api/v1/users/me")).status_code == 401  # disabled at once

@@ -22,7 +22,7 @@ import torch
 
 from model_server.batch import BatchCache, Prefill, prefill
 from model_server.loading import LoadedModel
-from model_server.sampling import SamplingParams, choose
+from model_server.sampling import SamplingParams, choose, choose_greedy
 from model_server.wire import FinishReason
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,11 @@ class Engine:
         self.max_queue = max_queue
         self.prefills_per_step = prefills_per_step
         self._eos = loaded.eos_ids
+        self._banned = sorted(self._eos) if ignore_eos else []
         self._special = loaded.special_ids
         self._waiting: deque[Job] = deque()
         self._rows: list[_Row] = []
+        self._admitting = 0  # taken from the queue, being prefilled: running, though not yet in _rows
         self._batch = BatchCache()
         self._cond = threading.Condition()
         self._closed = False
@@ -133,7 +135,7 @@ class Engine:
         with self._cond:
             if self._closed:
                 raise Overloaded("Model server is shutting down")
-            if len(self._rows) + len(self._waiting) >= self.slots + self.max_queue:
+            if self.running + len(self._waiting) >= self.slots + self.max_queue:
                 raise Overloaded("Model is overloaded")
             self._waiting.append(job)
             self._cond.notify()
@@ -144,7 +146,7 @@ class Engine:
 
     @property
     def running(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + self._admitting
 
     @property
     def alive(self) -> bool:
@@ -184,59 +186,83 @@ class Engine:
                 job = self._waiting.popleft()
                 if not job.cancelled.is_set():
                     taken.append(job)
+            self._admitting = len(taken)
             return taken
 
     def _admit(self) -> None:
         """Prefill each waiting job alone and send its first token; then all join the batch at once."""
+        try:
+            self._join(self._prefill_waiting())
+        finally:
+            self._admitting = 0
+
+    def _prefill_waiting(self) -> list[tuple[_Row, Prefill]]:
         joining: list[tuple[_Row, Prefill]] = []
         for job in self._take_waiting():
             job.started_at = time.perf_counter()
             try:
-                row, result = self._prefill(job)
+                result = self._prefill(job)
             except Exception as exc:
                 log.exception("prefill failed")
                 job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
                 continue
+            row = _Row(job=job, generator=job.params.generator())
             self._accept(row, result.last_logits.cpu())
             if not (row.done or job.cancelled.is_set()):
                 joining.append((row, result))
+        return joining
+
+    def _join(self, joining: list[tuple[_Row, Prefill]]) -> None:
         if not joining:
             return
         try:
             with self._cond:
                 self._batch.add(*(result for _, result in joining))
                 self._rows.extend(row for row, _ in joining)
+                self._admitting = 0
         except Exception as exc:  # not in the batch yet, so _fail_all would not reach them
             for row, _ in joining:
                 row.job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
             raise
 
-    def _prefill(self, job: Job) -> tuple[_Row, Prefill]:
+    def _prefill(self, job: Job) -> Prefill:
         device = self.loaded.device
         if job.prompt_embeds is not None:
-            result = prefill(self.loaded.model, inputs_embeds=job.prompt_embeds.to(device))
-        else:
-            ids = torch.tensor(job.prompt_ids, dtype=torch.long, device=device)
-            result = prefill(self.loaded.model, input_ids=ids, keep_all_logits=job.prefill_logprobs)
-            if job.prefill_logprobs and result.all_logits is not None:
-                job.emit(_prefill_event(job.prompt_ids, result.all_logits))
-        return _Row(job=job, generator=job.params.generator()), result
+            return prefill(self.loaded.model, inputs_embeds=job.prompt_embeds.to(device))
+        ids = torch.tensor(job.prompt_ids, dtype=torch.long, device=device)
+        result = prefill(self.loaded.model, input_ids=ids, keep_all_logits=job.prefill_logprobs)
+        if job.prefill_logprobs and result.all_logits is not None:
+            job.emit(_prefill_event(job.prompt_ids, result.all_logits))
+        return result
 
     def _decode_step(self) -> None:
         next_ids = torch.tensor([r.next_id for r in self._rows], dtype=torch.long, device=self.loaded.device)
-        logits = self._batch.step(self.loaded.model, next_ids).cpu()  # one device sync per step
-        for i, row in enumerate(self._rows):
-            if not (row.done or row.job.cancelled.is_set()):
-                self._accept(row, logits[i])
+        logits = self._batch.step(self.loaded.model, next_ids)
+        live = [i for i, r in enumerate(self._rows) if not (r.done or r.job.cancelled.is_set())]
+        greedy = [i for i in live if self._rows[i].job.params.plain_greedy]
+        chosen = dict(zip(greedy, choose_greedy(logits[greedy], self._banned), strict=True)) if greedy else {}
+        others = [i for i in live if i not in chosen]
+        if others:
+            rows_logits = logits[others].cpu()
+            for k, i in enumerate(others):
+                chosen[i] = self._choose(self._rows[i], rows_logits[k])
+        for i in live:
+            self._take(self._rows[i], *chosen[i])
         self._drop_cancelled()
 
     def _accept(self, row: _Row, logits: torch.Tensor) -> None:
-        """Choose this row's next token, emit it, and finish the row when it should end."""
-        job = row.job
-        if self.ignore_eos:
+        self._take(row, *self._choose(row, logits))
+
+    def _choose(self, row: _Row, logits: torch.Tensor) -> tuple[int, float]:
+        if self._banned:
             logits = logits.clone()
-            logits[list(self._eos)] = float("-inf")
-        token, logprob = choose(logits, job.params, row.generator, job.prompt_ids, row.generated)
+            logits[self._banned] = float("-inf")
+        job = row.job
+        return choose(logits, job.params, row.generator, job.prompt_ids, row.generated)
+
+    def _take(self, row: _Row, token: int, logprob: float) -> None:
+        """Emit this row's next token, and finish the row when it should end."""
+        job = row.job
         row.generated.append(token)
         row.next_id = token
         finish = None

@@ -7,6 +7,7 @@ same output whether the sequence runs alone or batched with others.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +43,11 @@ class SamplingParams:
             seed=seed,
         )
 
+    @property
+    def plain_greedy(self) -> bool:
+        """Greedy with no penalty: the choice needs nothing but the row's own logits."""
+        return not self.sampling and self.repetition_penalty == 1.0 and self.frequency_penalty == 0.0
+
     def generator(self) -> torch.Generator:
         gen = torch.Generator(device="cpu")
         gen.manual_seed(self.seed % 2**63)
@@ -67,6 +73,22 @@ def choose(
     probs = torch.softmax(scores, dim=-1)
     token = int(torch.multinomial(probs.cpu(), 1, generator=generator))
     return token, float(torch.log(probs[token]))
+
+
+def choose_greedy(logits: torch.Tensor, banned: Collection[int] = ()) -> list[tuple[int, float]]:
+    """`choose` for rows of ``[B, V]`` logits that are all `plain_greedy`, on the logits' device.
+
+    One transfer of B ids and B log-probabilities replaces B rows of logits and B separate
+    softmaxes on the CPU (about a quarter of a 64-stream decode step on a GPU). ``banned`` ids
+    can never be chosen (EOS when a benchmark ignores it).
+    """
+    scores = logits.float()
+    if banned:
+        scores = scores.clone() if scores is logits else scores
+        scores[:, list(banned)] = float("-inf")
+    tokens = scores.argmax(dim=-1)
+    logprobs = torch.log_softmax(scores, dim=-1).gather(1, tokens[:, None]).squeeze(1)
+    return list(zip(tokens.tolist(), logprobs.tolist(), strict=True))
 
 
 def _penalise(

@@ -1,7 +1,8 @@
 """The running batch: one left-padded KV cache for every sequence being decoded.
 
-A new sequence is prefilled alone (so its prompt sees exactly what it would see alone), then its
-cache is left-padded to the batch's length and appended as a row. Every decode step runs all rows
+New prompts are prefilled together, right-padded, in one forward pass (under the causal mask a
+prompt sees only its own tokens, so each gets what it would get alone), then each cache is
+left-padded to the batch's length and appended as a row. Every decode step runs all rows
 in one forward pass, with an attention mask hiding the padding and explicit position ids so each
 row's rotary positions count only its own tokens. Finished rows are dropped and padding columns
 no row needs any more are trimmed.
@@ -13,6 +14,7 @@ matrix products. Buffers are rebuilt only when rows join or leave.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -53,6 +55,43 @@ def prefill(
         last_logits=logits[-1].float(),
         all_logits=logits.float() if keep_all_logits else None,
     )
+
+
+def prefill_batch(model: PreTrainedModel, prompts: list[torch.Tensor]) -> list[Prefill]:
+    """Run several prompts (ids [T_i]) in one forward pass, right-padded to the longest.
+
+    No attention mask is needed: under the causal mask a real token only sees the tokens before it,
+    which are its own prompt's, so each row's cache and last logits are what it gets alone (up to
+    the float rounding of a wider matrix product). Only the logits at each prompt's last position
+    are computed.
+    """
+    if len(prompts) == 1:
+        return [prefill(model, prompts[0])]
+    lengths = [int(p.shape[0]) for p in prompts]
+    ids = torch.zeros(len(prompts), max(lengths), dtype=torch.long, device=prompts[0].device)
+    for row, prompt in enumerate(prompts):
+        ids[row, : lengths[row]] = prompt
+    ends = sorted({n - 1 for n in lengths})
+    if _keeps_logits(model):
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=torch.tensor(ends, device=ids.device))
+        column = {end: i for i, end in enumerate(ends)}
+    else:
+        out = model(input_ids=ids, use_cache=True)
+        column = {end: end for end in ends}
+    layers = _layers(out.past_key_values)
+    return [
+        Prefill(
+            layers=[(k[row : row + 1, :, :n], v[row : row + 1, :, :n]) for k, v in layers],
+            length=n,
+            last_logits=out.logits[row, column[n - 1]].float(),
+        )
+        for row, n in enumerate(lengths)
+    ]
+
+
+def _keeps_logits(model: PreTrainedModel) -> bool:
+    """Whether the model can compute logits for chosen positions only (most transformers LMs can)."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
 class _BufferLayer(DynamicLayer):

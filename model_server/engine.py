@@ -1,9 +1,9 @@
 """The inference engine: token ids in, token ids out, one worker thread, continuous batching.
 
 It knows nothing about text. A request becomes a :class:`Job` (prompt ids or spliced prompt
-embeddings plus resolved sampling parameters). Up to `slots` jobs run at once; each new one is
-prefilled alone and joins the running batch, and every step decodes all running rows in one
-forward pass (see batch.py). Jobs beyond the slots wait; past `max_queue` waiting jobs,
+embeddings plus resolved sampling parameters). Up to `slots` jobs run at once; new ones are
+prefilled together where their lengths are close (see :func:`prefill_groups`) and join the running
+batch, and every step decodes all running rows in one forward pass (see batch.py). Jobs beyond the slots wait; past `max_queue` waiting jobs,
 :meth:`Engine.submit` refuses with :class:`Overloaded`. Cancelling a job (client gone, stop
 sequence found) removes its row before the next step and frees its slot.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from model_server.batch import BatchCache, Prefill, prefill
+from model_server.batch import BatchCache, Prefill, prefill, prefill_batch
 from model_server.loading import LoadedModel
 from model_server.sampling import SamplingParams, choose, choose_greedy
 from model_server.wire import FinishReason
@@ -91,6 +91,28 @@ class _Row:
     generated: list[int] = field(default_factory=list)
     next_id: int = 0
     done: bool = False
+
+
+def prefill_groups(jobs: list[Job], waste: float = 0.25) -> list[list[Job]]:
+    """Jobs that can share one prefill pass, grouped by prompt length.
+
+    A group's padding stays under ``waste`` of its real tokens. Prompts with images (embeddings)
+    and prompts that want per-token log-probabilities are prefilled alone.
+    """
+    alone = [[job] for job in jobs if job.prompt_embeds is not None or job.prefill_logprobs]
+    plain = sorted((job for job in jobs if job.prompt_embeds is None and not job.prefill_logprobs),
+                   key=lambda job: len(job.prompt_ids))
+    groups: list[list[Job]] = []
+    current: list[Job] = []
+    tokens = 0
+    for job in plain:
+        n = len(job.prompt_ids)  # the longest so far: sorted ascending
+        if current and n * (len(current) + 1) > (1 + waste) * (tokens + n):
+            groups.append(current)
+            current, tokens = [], 0
+        current.append(job)
+        tokens += n
+    return groups + ([current] if current else []) + alone
 
 
 class Engine:
@@ -190,7 +212,7 @@ class Engine:
             return taken
 
     def _admit(self) -> None:
-        """Prefill each waiting job alone and send its first token; then all join the batch at once."""
+        """Prefill the waiting jobs and send each its first token; then all join the batch at once."""
         try:
             self._join(self._prefill_waiting())
         finally:
@@ -198,19 +220,37 @@ class Engine:
 
     def _prefill_waiting(self) -> list[tuple[_Row, Prefill]]:
         joining: list[tuple[_Row, Prefill]] = []
-        for job in self._take_waiting():
-            job.started_at = time.perf_counter()
+        for group in prefill_groups(self._take_waiting()):
+            for job, result in self._prefill_group(group):
+                if isinstance(result, Exception):
+                    job.emit(ErrorEvent(f"Request failed during generation: {result}"))
+                    continue
+                row = _Row(job=job, generator=job.params.generator())
+                self._accept(row, result.last_logits.cpu())
+                if not (row.done or job.cancelled.is_set()):
+                    joining.append((row, result))
+        return joining
+
+    def _prefill_group(self, group: list[Job]) -> list[tuple[Job, Prefill | Exception]]:
+        """One forward pass for the group; if that fails, each job alone, so one bad prompt fails alone."""
+        started = time.perf_counter()
+        for job in group:
+            job.started_at = started
+        if len(group) > 1:
             try:
-                result = self._prefill(job)
+                device = self.loaded.device
+                prompts = [torch.tensor(job.prompt_ids, dtype=torch.long, device=device) for job in group]
+                return list(zip(group, prefill_batch(self.loaded.model, prompts), strict=True))
+            except Exception:
+                log.exception("batched prefill failed; prefilling one at a time")
+        done: list[tuple[Job, Prefill | Exception]] = []
+        for job in group:
+            try:
+                done.append((job, self._prefill(job)))
             except Exception as exc:
                 log.exception("prefill failed")
-                job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
-                continue
-            row = _Row(job=job, generator=job.params.generator())
-            self._accept(row, result.last_logits.cpu())
-            if not (row.done or job.cancelled.is_set()):
-                joining.append((row, result))
-        return joining
+                done.append((job, exc))
+        return done
 
     def _join(self, joining: list[tuple[_Row, Prefill]]) -> None:
         if not joining:

@@ -1,4 +1,4 @@
-"""The running batch's left-padded KV cache gives exactly what each sequence gives alone."""
+"""The running batch's left-padded KV cache, and prompts prefilled together, give what each sequence gives alone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from model_server.batch import BatchCache, prefill
+from model_server.batch import BatchCache, prefill, prefill_batch
+from model_server.engine import Job, prefill_groups
+from model_server.sampling import SamplingParams
 
 
 def _model(attn: str) -> GPTNeoXForCausalLM:
@@ -78,3 +80,42 @@ def test_rows_joining_together_match_generate_alone() -> None:
     assert got[0] == _alone(model, prompts[0], 72)
     for row in range(1, len(prompts)):
         assert got[row] == _alone(model, prompts[row], 71)
+
+
+@pytest.mark.parametrize("keeps_logits", [True, False])
+def test_prompts_prefilled_together_match_generate_alone(keeps_logits: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Right-padded prompts in one pass: each row's cache and first token are its own."""
+    monkeypatch.setattr("model_server.batch._keeps_logits", lambda _: keeps_logits)  # models without logits_to_keep
+    torch.set_num_threads(1)
+    model = _model("sdpa")
+    prompts = [[5, 6, 7], [100, 50, 40, 30, 20, 10, 9, 8], [42], [7, 7, 7, 7]]
+    with torch.inference_mode():
+        together = prefill_batch(model, [torch.tensor(p) for p in prompts])
+        for prompt, result in zip(prompts, together, strict=True):
+            alone = prefill(model, torch.tensor(prompt))
+            assert result.length == len(prompt)
+            assert torch.allclose(result.last_logits, alone.last_logits, atol=1e-5)
+            for (k, v), (k1, v1) in zip(result.layers, alone.layers, strict=True):
+                assert k.shape == k1.shape and torch.allclose(k, k1, atol=1e-5) and torch.allclose(v, v1, atol=1e-5)
+        batch = BatchCache()
+        batch.add(*together)
+        got = [[int(r.last_logits.argmax())] for r in together]
+        for _ in range(30):
+            logits = batch.step(model, torch.tensor([g[-1] for g in got]))
+            for row in range(len(prompts)):
+                got[row].append(int(logits[row].argmax()))
+    for prompt, tokens in zip(prompts, got, strict=True):
+        assert tokens == _alone(model, prompt, 31)
+
+
+def test_prefill_groups_bound_padding_and_keep_special_prompts_alone() -> None:
+    def job(n: int, **extra: object) -> Job:
+        return Job(prompt_ids=list(range(n)), params=SamplingParams(), max_new_tokens=1, emit=lambda _: None,
+                   **extra)  # type: ignore[arg-type]
+
+    jobs = [job(10), job(11), job(40), job(9), job(12, prefill_logprobs=True), job(3, prompt_embeds=torch.zeros(3, 4))]
+    groups = prefill_groups(jobs)
+    assert [[len(j.prompt_ids) for j in g] for g in groups] == [[9, 10, 11], [40], [12], [3]]
+    for group in groups:
+        lengths = [len(j.prompt_ids) for j in group]
+        assert max(lengths) * len(lengths) <= 1.25 * sum(lengths)

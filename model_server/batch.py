@@ -14,6 +14,7 @@ matrix products. Buffers are rebuilt only when rows join or leave.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 
@@ -41,12 +42,14 @@ def prefill(
     keep_all_logits: bool = False,
 ) -> Prefill:
     """Run one prompt (ids [T] or embeddings [T, H]) through the model, keeping its KV cache."""
+    # Logits for every position are [T, vocabulary]: only computed when they are asked for.
+    last_only = {"logits_to_keep": 1} if not keep_all_logits and _keeps_logits(model) else {}
     if inputs_embeds is not None:
-        out = model(inputs_embeds=inputs_embeds[None], use_cache=True)
+        out = model(inputs_embeds=inputs_embeds[None], use_cache=True, **last_only)
         length = inputs_embeds.shape[0]
     else:
         assert input_ids is not None
-        out = model(input_ids=input_ids[None], use_cache=True)
+        out = model(input_ids=input_ids[None], use_cache=True, **last_only)
         length = input_ids.shape[0]
     logits = out.logits[0]
     return Prefill(
@@ -91,7 +94,12 @@ def prefill_batch(model: PreTrainedModel, prompts: list[torch.Tensor]) -> list[P
 
 def _keeps_logits(model: PreTrainedModel) -> bool:
     """Whether the model can compute logits for chosen positions only (most transformers LMs can)."""
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
+    return _forward_takes(type(model), "logits_to_keep")
+
+
+@functools.cache
+def _forward_takes(model_class: type, name: str) -> bool:
+    return name in inspect.signature(model_class.forward).parameters
 
 
 class _BufferLayer(DynamicLayer):

@@ -126,3 +126,31 @@ async def test_error_after_the_stream_started_is_an_sse_event(tiny_model_dir: Pa
             assert ok.generated_text
     finally:
         service.engine.close()
+
+
+async def test_a_failed_batched_prefill_falls_back_to_one_at_a_time(tiny_model_dir: Path, tmp_path: Path) -> None:
+    settings = model_settings(tiny_model_dir, tmp_path)
+    service = build_service(settings)
+    batched = {"tries": 0}
+
+    def slow_steps_and_no_batched_prefill(_: object, args: tuple[object, ...]) -> None:
+        ids = args[0]
+        assert hasattr(ids, "shape")
+        time.sleep(0.01)  # the first request is still decoding when the others arrive: they queue together
+        if ids.shape[0] > 1 and ids.shape[1] > 1:  # type: ignore[attr-defined]
+            batched["tries"] += 1
+            raise RuntimeError("simulated fault in a batched prefill")
+
+    service.loaded.model.get_submodule("gpt_neox.embed_in").register_forward_pre_hook(slow_steps_and_no_batched_prefill)
+    try:
+        with model_server(settings, service=service) as url:
+            client = AsyncClient(url, timeout=60)
+            alone = (await client.generate(PROMPT, max_new_tokens=8)).generated_text
+            first = asyncio.create_task(client.generate(PROMPT, max_new_tokens=60))
+            await asyncio.sleep(0.2)
+            answers = await asyncio.gather(*(client.generate(PROMPT, max_new_tokens=8) for _ in range(3)))
+            await first
+    finally:
+        service.engine.close()
+    assert batched["tries"] >= 1  # the three were tried as one group
+    assert [a.generated_text for a in answers] == [alone] * 3

@@ -68,8 +68,6 @@ def prefill_batch(model: PreTrainedModel, prompts: list[torch.Tensor]) -> list[P
     the float rounding of a wider matrix product). Only the logits at each prompt's last position
     are computed.
     """
-    if len(prompts) == 1:
-        return [prefill(model, prompts[0])]
     lengths = [int(p.shape[0]) for p in prompts]
     ids = torch.zeros(len(prompts), max(lengths), dtype=torch.long, device=prompts[0].device)
     for row, prompt in enumerate(prompts):

@@ -3,9 +3,10 @@
 It knows nothing about text. A request becomes a :class:`Job` (prompt ids or spliced prompt
 embeddings plus resolved sampling parameters). Up to `slots` jobs run at once; new ones are
 prefilled together where their lengths are close (see :func:`prefill_groups`) and join the running
-batch, and every step decodes all running rows in one forward pass (see batch.py). Jobs beyond the slots wait; past `max_queue` waiting jobs,
-:meth:`Engine.submit` refuses with :class:`Overloaded`. Cancelling a job (client gone, stop
-sequence found) removes its row before the next step and frees its slot.
+batch, and every step decodes all running rows in one forward pass (see batch.py). Jobs beyond the
+slots wait; past `max_queue` waiting jobs, :meth:`Engine.submit` refuses with :class:`Overloaded`.
+Cancelling a job (client gone, stop sequence found) removes its row before the next step and frees
+its slot.
 """
 
 from __future__ import annotations
@@ -221,13 +222,19 @@ class Engine:
     def _prefill_waiting(self) -> list[tuple[_Row, Prefill]]:
         joining: list[tuple[_Row, Prefill]] = []
         for group in prefill_groups(self._take_waiting()):
+            ready: list[tuple[_Row, Prefill]] = []
             for job, result in self._prefill_group(group):
                 if isinstance(result, Exception):
                     job.emit(ErrorEvent(f"Request failed during generation: {result}"))
-                    continue
-                row = _Row(job=job, generator=job.params.generator())
-                self._accept(row, result.last_logits.cpu())
-                if not (row.done or job.cancelled.is_set()):
+                else:
+                    ready.append((_Row(job=job, generator=job.params.generator()), result))
+            if not ready:
+                continue
+            rows = [row for row, _ in ready]
+            firsts = self._choose_rows(rows, torch.stack([result.last_logits for _, result in ready]))
+            for (row, result), first in zip(ready, firsts, strict=True):
+                self._take(row, *first)
+                if not (row.done or row.job.cancelled.is_set()):
                     joining.append((row, result))
         return joining
 
@@ -279,19 +286,25 @@ class Engine:
         next_ids = torch.tensor([r.next_id for r in self._rows], dtype=torch.long, device=self.loaded.device)
         logits = self._batch.step(self.loaded.model, next_ids)
         live = [i for i, r in enumerate(self._rows) if not (r.done or r.job.cancelled.is_set())]
-        greedy = [i for i in live if self._rows[i].job.params.plain_greedy]
-        chosen = dict(zip(greedy, choose_greedy(logits[greedy], self._banned), strict=True)) if greedy else {}
-        others = [i for i in live if i not in chosen]
-        if others:
-            rows_logits = logits[others].cpu()
-            for k, i in enumerate(others):
-                chosen[i] = self._choose(self._rows[i], rows_logits[k])
-        for i in live:
-            self._take(self._rows[i], *chosen[i])
+        rows = [self._rows[i] for i in live]
+        for row, chosen in zip(rows, self._choose_rows(rows, logits[live]), strict=True):
+            self._take(row, *chosen)
         self._drop_cancelled()
 
-    def _accept(self, row: _Row, logits: torch.Tensor) -> None:
-        self._take(row, *self._choose(row, logits))
+    def _choose_rows(self, rows: list[_Row], logits: torch.Tensor) -> list[tuple[int, float]]:
+        """(token, logprob) per row from its logits [len(rows), V].
+
+        Greedy rows without penalties choose together on the logits' device, so only their ids and
+        log-probabilities are copied; the others choose one by one on the CPU.
+        """
+        greedy = [i for i, row in enumerate(rows) if row.job.params.plain_greedy]
+        chosen = dict(zip(greedy, choose_greedy(logits[greedy], self._banned), strict=True)) if greedy else {}
+        others = [i for i in range(len(rows)) if i not in chosen]
+        if others:
+            on_cpu = logits[others].cpu()
+            for k, i in enumerate(others):
+                chosen[i] = self._choose(rows[i], on_cpu[k])
+        return [chosen[i] for i in range(len(rows))]
 
     def _choose(self, row: _Row, logits: torch.Tensor) -> tuple[int, float]:
         if self._banned:

@@ -55,11 +55,12 @@ def finetune_command(args: argparse.Namespace) -> int:
         print(f"설정 확인 완료 (configuration OK): {args.config}")
         return 0
     from finetune.checkpoint import CheckpointError
+    from finetune.loop import TrainingDiverged
     from finetune.train import run_finetune
 
     try:
         run_finetune(cfg)
-    except (ConfigError, DataError, CheckpointError) as exc:
+    except (ConfigError, DataError, CheckpointError, TrainingDiverged) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         print(f"\n중단됨 (interrupted); 같은 명령으로 이어서 학습합니다 (rerun to resume): {cfg.run.output_dir}",

@@ -65,6 +65,7 @@ class TrainSection(ConfigModel):
     weight_decay: float = Field(default=0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float | None = Field(default=1.0, gt=0)
+    max_bad_steps: int = Field(default=10, ge=1, description="non-finite steps in a row before a run stops")
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_steps: int | None = Field(default=None, ge=0)
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)

@@ -25,6 +25,7 @@ Checkpoints go through :mod:`finetune.checkpoint`; metrics through :mod:`finetun
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -88,7 +89,13 @@ def _epoch(spec: LoopSpec[B], epoch: int, cache: dict[int, Sequence[B]]) -> Sequ
     return cache[epoch]
 
 
-def _optimizer_step(spec: LoopSpec[B], group: list[B]) -> tuple[float, int, float | None]:
+def _optimizer_step(spec: LoopSpec[B], group: list[B]) -> tuple[float, int, float]:
+    """One optimizer step over the group: (mean loss, items, gradient norm before clipping).
+
+    A step whose loss or gradients are not finite (a bf16 overflow, a bad batch) leaves the weights
+    as they were: one NaN gradient would otherwise turn every weight into NaN for the rest of the run.
+    The schedule still advances, so learning rates stay a function of the step number.
+    """
     import torch
 
     items = sum(spec.weight_fn(b) for b in group)
@@ -100,11 +107,11 @@ def _optimizer_step(spec: LoopSpec[B], group: list[B]) -> tuple[float, int, floa
             loss_sum, _ = spec.loss_fn(spec.model, batch)
         (loss_sum / items).backward()
         total += float(loss_sum.detach())
-    grad_norm = None
-    if spec.train.max_grad_norm is not None:
-        params = [p for p in spec.model.parameters() if p.requires_grad]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, spec.train.max_grad_norm))
-    spec.optimizer.step()
+    params = [p for p in spec.model.parameters() if p.requires_grad]
+    limit = spec.train.max_grad_norm if spec.train.max_grad_norm is not None else math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+    if math.isfinite(total) and math.isfinite(grad_norm):
+        spec.optimizer.step()
     if spec.scheduler is not None:
         spec.scheduler.step()
     spec.optimizer.zero_grad(set_to_none=True)
@@ -144,27 +151,43 @@ def train_loop(spec: LoopSpec[B], state: TrainState | None = None) -> TrainState
     return state
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss or gradients stayed non-finite for ``train.max_bad_steps`` steps in a row."""
+
+
 def _run_steps(
     spec: LoopSpec[B], state: TrainState, log: MetricsLog, bar: Progress, cache: dict[int, Sequence[B]]
 ) -> None:
     train = spec.train
+    bad = 0  # non-finite steps in a row
     while state.step < spec.total_steps:
         group = _group(spec, state.micro_step, cache)
         loss, items, grad_norm = _optimizer_step(spec, group)
         state.step += 1
         state.micro_step += len(group)
         tokens = sum(spec.tokens_fn(b) for b in group)
-        shown = bar.update(state.step, loss=loss, tokens=tokens)
+        finite = math.isfinite(loss) and math.isfinite(grad_norm)
+        shown = bar.update(state.step, loss=loss if finite else None, tokens=tokens)
         record: dict[str, Any] = {
             "kind": "train", "step": state.step, "loss": round(loss, 6), "loss_tokens": items,
-            "tokens": tokens, "lr": spec.optimizer.param_groups[0]["lr"], **shown,
+            "tokens": tokens, "lr": spec.optimizer.param_groups[0]["lr"], "grad_norm": round(grad_norm, 6), **shown,
         }
-        if grad_norm is not None:
-            record["grad_norm"] = round(grad_norm, 6)
+        if not finite:  # JSON has no NaN: the log says the step was skipped instead
+            record.update(loss=None, grad_norm=None, skipped=True)
         if (fp := _fingerprint(spec, group)) is not None:
             record["data"] = fp
-        if state.step % train.log_every == 0 or state.step in (1, spec.total_steps):
+        if not finite or state.step % train.log_every == 0 or state.step in (1, spec.total_steps):
             log.write(record)
+        bad = 0 if finite else bad + 1
+        if bad:
+            bar.write(f"[경고 warning] step {state.step}: 손실이 유한하지 않아 건너뜀 (non-finite loss or gradients; "
+                      f"step skipped, {bad}/{train.max_bad_steps} in a row)")
+        if bad >= train.max_bad_steps:
+            _save(spec, state)  # the weights are those of the last finite step: nothing learned is lost
+            raise TrainingDiverged(
+                f"학습이 발산했습니다 (training diverged): {bad} steps in a row up to step {state.step} had a "
+                f"non-finite loss or gradients. The last good weights are saved in "
+                f"{checkpoint_dir(spec.run_dir, state.step)}. Lower train.learning_rate or set train.precision=fp32.")
         _maybe_eval_and_save(spec, state, log, bar)
         if spec.on_step is not None:
             spec.on_step(state, record)

@@ -143,7 +143,7 @@ class Progress:
 def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str = "loss") -> Path | None:
     """Training loss (and held-out loss when logged) against the optimizer step; None without data."""
     records = read_metrics(metrics_path)
-    train = [(r["step"], r["loss"]) for r in records if r.get("kind") == "train" and "loss" in r]
+    train = [(r["step"], r["loss"]) for r in records if r.get("kind") == "train" and r.get("loss") is not None]
     heldout = [(r["step"], r["heldout_loss"]) for r in records if r.get("kind") == "eval" and "heldout_loss" in r]
     if not train and not heldout:
         return None

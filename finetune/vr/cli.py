@@ -88,11 +88,12 @@ def _finetune_vr(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"kovr finetune-vr: {exc}", file=sys.stderr)
         return 2
+    from finetune.loop import TrainingDiverged
     from finetune.vr.train import run_finetune_vr
 
     try:
         run_finetune_vr(cfg)
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, ValueError, FileNotFoundError, TrainingDiverged) as exc:
         print(f"kovr finetune-vr: {exc}", file=sys.stderr)
         return 2
     return 0

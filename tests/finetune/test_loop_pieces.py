@@ -65,3 +65,59 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
     other = torch.nn.Sequential(torch.nn.Linear(4, 3))
     with pytest.raises(CheckpointError, match="does not match the model"):
         load_checkpoint(find_latest_checkpoint(tmp_path), other, torch.optim.AdamW(other.parameters()), None)
+
+
+def _nan_loop(tmp_path: Path, bad_steps: set[int], total: int, max_bad: int = 10) -> tuple[object, object]:
+    """A one-weight model trained by train_loop; the loss is NaN on the given (1-based) steps."""
+    import torch
+
+    from finetune.config import TrainSection
+    from finetune.loop import LoopSpec, train_loop
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.tensor([[1.0]]), torch.tensor([[3.0]])
+
+    def loss_fn(m: torch.nn.Module, batch: int) -> tuple[torch.Tensor, int]:
+        loss = ((m(x) - y) ** 2).sum()
+        return (loss * float("nan") if batch + 1 in bad_steps else loss), 1
+
+    train = TrainSection(max_steps=total, learning_rate=0.1, warmup_ratio=0, max_bad_steps=max_bad, progress_bar=False)
+    spec = LoopSpec(model=model, optimizer=optimizer, scheduler=None, run_dir=tmp_path, train=train, total_steps=total,
+                    batches_for_epoch=lambda epoch: list(range(total)), loss_fn=loss_fn, weight_fn=lambda b: 1,
+                    tokens_fn=lambda b: 1)
+    return spec, lambda: train_loop(spec)
+
+
+def test_a_non_finite_step_is_skipped_and_the_weights_stay_finite(tmp_path: Path) -> None:
+    import torch
+
+    spec, run = _nan_loop(tmp_path, bad_steps={3}, total=6)
+    weights = []
+    spec.on_step = lambda state, record: weights.append(spec.model.weight.detach().clone())
+    state = run()
+    assert state.step == 6
+    assert all(torch.isfinite(w).all() for w in weights)
+    assert torch.equal(weights[2], weights[1])  # step 3 changed nothing
+    assert not torch.equal(weights[3], weights[2])  # step 4 learned again
+    records = {r["step"]: r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "train"}
+    assert records[3]["skipped"] is True and records[3]["loss"] is None
+    assert isinstance(records[6]["loss"], float) and "skipped" not in records[6]
+
+
+def test_a_run_that_stays_non_finite_stops_with_a_clear_error_and_keeps_the_last_good_weights(tmp_path: Path) -> None:
+    import torch
+
+    from finetune.loop import TrainingDiverged
+
+    spec, run = _nan_loop(tmp_path, bad_steps={3, 4, 5, 6, 7, 8}, total=8, max_bad=3)
+    weights = []
+    spec.on_step = lambda state, record: weights.append(spec.model.weight.detach().clone())
+    with pytest.raises(TrainingDiverged, match=r"diverged.*3 steps in a row up to step 5.*learning_rate"):
+        run()
+    saved = find_latest_checkpoint(tmp_path)
+    assert saved is not None and saved.name.endswith("00000005")
+    model = torch.nn.Linear(1, 1)
+    load_checkpoint(saved, model, torch.optim.SGD(model.parameters(), lr=0.1), None)
+    assert torch.equal(model.weight, weights[1]) and torch.isfinite(model.weight).all()

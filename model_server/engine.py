@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from model_server.sampling import SamplingParams, choose, choose_greedy
 from model_server.wire import FinishReason
 
 log = logging.getLogger(__name__)
+NON_FINITE = "Request failed during generation: the model's scores are not finite (NaN); its weights may be broken"
 
 
 class Overloaded(RuntimeError):
@@ -316,6 +318,10 @@ class Engine:
     def _take(self, row: _Row, token: int, logprob: float) -> None:
         """Emit this row's next token, and finish the row when it should end."""
         job = row.job
+        if math.isnan(logprob):  # broken weights or an overflow: fail the request, not stream token 0
+            row.done = True
+            job.emit(ErrorEvent(NON_FINITE))
+            return
         row.generated.append(token)
         row.next_id = token
         finish = None

@@ -6,6 +6,7 @@ same output whether the sequence runs alone or batched with others.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -61,8 +62,14 @@ def choose(
     prompt_ids: list[int],
     generated_ids: list[int],
 ) -> tuple[int, float]:
-    """The next token id and its log-probability under the final distribution."""
+    """The next token id and its log-probability under the final distribution.
+
+    NaN scores give log-probability NaN (the engine fails that request) rather than an exception
+    from sampling or a meaningless argmax.
+    """
     scores = logits.float()
+    if bool(torch.isnan(scores).any()):
+        return 0, math.nan
     if params.repetition_penalty != 1.0 or params.frequency_penalty != 0.0:
         scores = _penalise(scores.clone(), params, prompt_ids, generated_ids)
     if not params.sampling:

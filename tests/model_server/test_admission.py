@@ -154,3 +154,28 @@ async def test_a_failed_batched_prefill_falls_back_to_one_at_a_time(tiny_model_d
         service.engine.close()
     assert batched["tries"] >= 1  # the three were tried as one group
     assert [a.generated_text for a in answers] == [alone] * 3
+
+
+async def test_nan_scores_fail_the_request_with_a_clear_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A broken checkpoint (NaN weights) must fail loudly, greedy or sampled, not stream token 0."""
+    import torch
+
+    settings = model_settings(tiny_model_dir, tmp_path)
+    service = build_service(settings)
+    broken = {"on": True}
+
+    def nan_scores(_: object, __: object, output: torch.Tensor) -> torch.Tensor | None:
+        return torch.full_like(output, float("nan")) if broken["on"] else None
+
+    service.loaded.model.get_submodule("embed_out").register_forward_hook(nan_scores)
+    try:
+        with model_server(settings, service=service) as url:
+            client = AsyncClient(url, timeout=60)
+            for sampled in (False, True):
+                with pytest.raises(GenerationError, match="not finite"):
+                    await client.generate(PROMPT, max_new_tokens=8, do_sample=sampled, seed=1 if sampled else None)
+            broken["on"] = False
+            healthy = await client.generate(PROMPT, max_new_tokens=3)
+            assert healthy.details.generated_tokens == 3
+    finally:
+        service.engine.close()

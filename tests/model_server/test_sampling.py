@@ -58,3 +58,16 @@ async def test_mixed_batch_rows_equal_each_row_alone(server_url: str) -> None:
         assert ids_together == ids_alone
         assert lp_together == pytest.approx(lp_alone, abs=1e-4)
     assert alone[2][1] != pytest.approx(alone[0][1], abs=1e-3)  # the sampled row went the other way
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_nan_scores_give_a_nan_logprob_for_the_engine_to_fail(sampled: bool) -> None:
+    import math
+
+    params = SamplingParams(sampling=sampled, temperature=0.7, top_k=5) if sampled else SamplingParams()
+    logits = torch.randn(50)
+    logits[7] = float("nan")
+    _, logprob = choose(logits, params, params.generator(), [], [])
+    assert math.isnan(logprob)
+    greedy = choose_greedy(torch.full((2, 50), float("nan")))
+    assert all(math.isnan(lp) for _, lp in greedy)

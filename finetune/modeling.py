@@ -56,24 +56,14 @@ def resolve_attn(cfg: ModelSection, device: str) -> str:
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
-    """A byte-level BPE trained on the data, for tiny models (covers any Hangul via bytes)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """A byte-level BPE trained on the data, for tiny models (covers any Hangul via bytes).
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[EOS_TOKEN, PAD_TOKEN],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token=EOS_TOKEN, bos_token=EOS_TOKEN, pad_token=PAD_TOKEN,
-        unk_token=None, clean_up_tokenization_spaces=False,
-    )
+    model_server's trainer, with every merge kept (min_frequency 0) and finetune's pad token, so
+    tiny runs keep the vocabularies they were measured with.
+    """
+    from model_server.bpe import train_byte_level_bpe
+
+    return train_byte_level_bpe(texts, vocab_size, min_frequency=0, pad=PAD_TOKEN)
 
 
 def load_tokenizer(cfg: ModelSection) -> Any:

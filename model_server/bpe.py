@@ -23,7 +23,9 @@ EOS = "<|endoftext|>"
 PAD = "<|padding|>"
 
 
-def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2,
+                         pad: str = PAD) -> PreTrainedTokenizerFast:
+    """The one BPE trainer: the demo model here, finetune's and the VR proof's tiny models."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -31,9 +33,9 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, min_frequency: i
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=[EOS, PAD],
+        special_tokens=[EOS, pad],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, pad_token=PAD)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, bos_token=EOS, pad_token=pad)

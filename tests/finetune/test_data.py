@@ -170,3 +170,15 @@ def test_the_repos_korean_set_loads_without_drops() -> None:
     assert summary.source == "kovr:ko_instructions"
     assert summary.read == len(load_demo_instructions()) == len(records)
     assert summary.dropped == {}
+
+
+def test_tiny_tokenizer_keeps_merges_seen_once_and_its_own_pad_token() -> None:
+    from model_server.bpe import train_byte_level_bpe
+
+    texts = ["파란 세모는 초록색 네모의 왼쪽에 있나요?"] + ["예 아니요"] * 20
+    ours = train_tokenizer(texts, 400)
+    demo = train_byte_level_bpe(texts, 400)  # the demo model's: merges seen twice or more
+    assert ours.pad_token == "<|pad|>" and ours.eos_token == demo.eos_token == "<|endoftext|>"
+    once = "파란 세모는 초록색 네모의 왼쪽에 있나요?"
+    assert len(ours(once)["input_ids"]) < len(demo(once)["input_ids"])
+    assert ours.decode(ours(once)["input_ids"]) == once

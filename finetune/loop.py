@@ -159,7 +159,7 @@ def _run_steps(
     spec: LoopSpec[B], state: TrainState, log: MetricsLog, bar: Progress, cache: dict[int, Sequence[B]]
 ) -> None:
     train = spec.train
-    bad = 0  # non-finite steps in a row
+    bad = 0  # skipped (non-finite) steps in a row
     while state.step < spec.total_steps:
         group = _group(spec, state.micro_step, cache)
         loss, items, grad_norm = _optimizer_step(spec, group)
@@ -178,19 +178,24 @@ def _run_steps(
             record["data"] = fp
         if not finite or state.step % train.log_every == 0 or state.step in (1, spec.total_steps):
             log.write(record)
-        bad = 0 if finite else bad + 1
-        if bad:
-            bar.write(f"[경고 warning] step {state.step}: 손실이 유한하지 않아 건너뜀 (non-finite loss or gradients; "
-                      f"step skipped, {bad}/{train.max_bad_steps} in a row)")
-        if bad >= train.max_bad_steps:
-            _save(spec, state)  # the weights are those of the last finite step: nothing learned is lost
-            raise TrainingDiverged(
-                f"학습이 발산했습니다 (training diverged): {bad} steps in a row up to step {state.step} had a "
-                f"non-finite loss or gradients. The last good weights are saved in "
-                f"{checkpoint_dir(spec.run_dir, state.step)}. Lower train.learning_rate or set train.precision=fp32.")
+        bad = 0 if finite else _skipped(spec, state, bar, bad + 1)
         _maybe_eval_and_save(spec, state, log, bar)
         if spec.on_step is not None:
             spec.on_step(state, record)
+
+
+def _skipped(spec: LoopSpec[Any], state: TrainState, bar: Progress, bad: int) -> int:
+    """Warn about the ``bad``-th skipped step in a row; past ``max_bad_steps``, save and stop."""
+    limit = spec.train.max_bad_steps
+    bar.write(f"[경고 warning] step {state.step}: 손실이 유한하지 않아 건너뜀 (non-finite loss or gradients; "
+              f"step skipped, {bad}/{limit} in a row)")
+    if bad >= limit:
+        _save(spec, state)  # the weights are those of the last finite step: nothing learned is lost
+        raise TrainingDiverged(
+            f"학습이 발산했습니다 (training diverged): {bad} steps in a row up to step {state.step} had a "
+            f"non-finite loss or gradients. The last good weights are saved in "
+            f"{checkpoint_dir(spec.run_dir, state.step)}. Lower train.learning_rate or set train.precision=fp32.")
+    return bad
 
 
 def _maybe_eval_and_save(spec: LoopSpec[Any], state: TrainState, log: MetricsLog, bar: Progress) -> None:

@@ -5,7 +5,8 @@ A checkpoint is one folder (see ``AlignModel.save``):
 
 - ``align_config.json``: :class:`AlignConfig` (vision encoder id and revision, feature layer,
   token selection, projector type, language model, prefix length, preprocessing, prompt template);
-- ``projector.safetensors``: the projector weights;
+- ``projector.safetensors``: the projector weights (and ``prefix_position``, where the config
+  asks for a position code);
 - ``vision_encoder/`` (optional): a saved vision model, for tiny/random or fine-tuned encoders;
 - ``language_model/`` (optional, merged stage-2 LM) or ``lora/`` (optional peft adapter).
 
@@ -31,6 +32,7 @@ from torch import nn
 
 CONFIG_FILE = "align_config.json"
 PROJECTOR_FILE = "projector.safetensors"
+POSITION_KEY = "prefix_position"  # in PROJECTOR_FILE, next to the projector's own weights
 VISION_DIR = "vision_encoder"
 LM_DIR = "language_model"
 LORA_DIR = "lora"
@@ -70,6 +72,10 @@ class AlignConfig:
     lm_hidden: int = 0
     # Off by default (pretrained encoder stays frozen); the tiny CPU proof may turn it on.
     train_vision_encoder: bool = False
+    # A trainable 2-D position code added to each patch's prefix token. Pretrained encoders carry
+    # position in their features; a tiny random one does not (its position embeddings are drowned
+    # by patch content), and the LM has no absolute position of its own to tell cells apart.
+    prefix_positions: bool = False
 
     def __post_init__(self) -> None:
         if self.token_selection not in TOKEN_SELECTIONS:
@@ -157,12 +163,18 @@ class AlignModel(nn.Module):
         if config.lm_hidden < 1:
             raise ValueError("AlignConfig.lm_hidden must be the language model's hidden size")
         config.num_prefix_tokens = _prefix_length(vision, config.token_selection)
+        if config.prefix_positions and config.token_selection != "patch":
+            raise ValueError("prefix_positions needs token_selection 'patch' (a grid of patches)")
         n_layers = int(vcfg.num_hidden_layers)
         if not -(n_layers + 1) <= config.feature_layer <= n_layers:
             raise ValueError(f"feature_layer {config.feature_layer} out of range for {n_layers} layers")
         self.config = config
         self.vision = vision
         self.projector = projector or build_projector(config.projector_type, config.vision_hidden, config.lm_hidden)
+        self.prefix_position = (
+            nn.Parameter(grid_position_code(config.num_prefix_tokens, config.lm_hidden))
+            if config.prefix_positions else None
+        )
         self.set_vision_trainable(config.train_vision_encoder)
         # Whether `save` writes the encoder into the folder (tiny/random/fine-tuned encoders).
         self.bundle_vision = config.train_vision_encoder
@@ -193,7 +205,13 @@ class AlignModel(nn.Module):
                                      None if bundled else config.vision_revision)
         model = cls(config, vision)
         model.bundle_vision = bundled
-        model.projector.load_state_dict(load_file(str(folder / PROJECTOR_FILE)))
+        state = load_file(str(folder / PROJECTOR_FILE))
+        position = state.pop(POSITION_KEY, None)
+        if (position is None) != (model.prefix_position is None):
+            raise ValueError(f"{folder}: {PROJECTOR_FILE} and {CONFIG_FILE} disagree on prefix_positions")
+        model.projector.load_state_dict(state)
+        if model.prefix_position is not None:
+            model.prefix_position.data.copy_(position)
         model.eval()
         return model.to(device=device, dtype=dtype)
 
@@ -203,12 +221,19 @@ class AlignModel(nn.Module):
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.projector.state_dict().items()}
+        if self.prefix_position is not None:
+            state[POSITION_KEY] = self.prefix_position.detach().contiguous().cpu()
         save_file(state, str(folder / PROJECTOR_FILE))
         if self.bundle_vision:
             self.vision.save_pretrained(folder / VISION_DIR)
         text = json.dumps(self.config.to_json(), ensure_ascii=False, indent=2)
         (folder / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
         return folder
+
+    def projection_parameters(self) -> list[nn.Parameter]:
+        """What every stage trains: the projector and, where there is one, the position code."""
+        extra = [self.prefix_position] if self.prefix_position is not None else []
+        return [*self.projector.parameters(), *extra]
 
     def set_vision_trainable(self, trainable: bool) -> None:
         for param in self.vision.parameters():
@@ -234,7 +259,14 @@ class AlignModel(nn.Module):
         return torch.stack(batch)
 
     def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.vision_features(pixel_values))
+        return self.project(self.vision_features(pixel_values))
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """Encoder features ``[B, N, vision_hidden]`` -> prefix embeddings ``[B, N, lm_hidden]``."""
+        prefix = self.projector(features)
+        if self.prefix_position is not None:
+            prefix = prefix + self.prefix_position.to(prefix.dtype)
+        return prefix
 
     def vision_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Selected encoder features ``[B, num_prefix_tokens, vision_hidden]`` (before the projector).
@@ -254,6 +286,22 @@ class AlignModel(nn.Module):
         if selection == "patch" and _has_cls_token(self.vision):
             return hidden[:, 1:]
         return hidden
+
+
+def grid_position_code(tokens: int, hidden: int) -> torch.Tensor:
+    """``[tokens, hidden]``: column and row as ramps from -1 to 1 along two fixed random unit
+    directions, so that "further left" is one direction for attention to read. The scale keeps the
+    code at about a third of a projected token's norm at hidden 64 (see docs/visual-reasoning.md).
+    """
+    side = round(tokens ** 0.5)
+    if side * side != tokens or side < 2:
+        raise ValueError(f"prefix_positions needs a square grid of patches, not {tokens} tokens")
+    generator = torch.Generator().manual_seed(1234)
+    directions = torch.randn(2, hidden, generator=generator)
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    ramp = torch.linspace(-1.0, 1.0, side)
+    column, row = ramp.repeat(side), ramp.repeat_interleave(side)
+    return (column[:, None] * directions[0] + row[:, None] * directions[1]) * hidden ** 0.5 / 8
 
 
 def _resize_center_crop(image: Image.Image, size: int) -> Image.Image:
@@ -382,6 +430,7 @@ def make_tiny_align_model(
     feature_layer: int = -1,
     language_model: str = "",
     train_vision_encoder: bool = False,
+    prefix_positions: bool = False,
     seed: int = 0,
 ) -> AlignModel:
     """A random-init tiny CLIP vision tower + projector (no hub access); bundled when saved."""
@@ -406,6 +455,7 @@ def make_tiny_align_model(
         image_size=image_size,
         lm_hidden=lm_hidden,
         train_vision_encoder=train_vision_encoder,
+        prefix_positions=prefix_positions,
     )
     model = AlignModel(config, CLIPVisionModel(vcfg))
     model.bundle_vision = True

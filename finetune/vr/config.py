@@ -49,6 +49,9 @@ class VisionSection(ConfigModel):
     # "data": a fresh projector's first layer starts by standardising the encoder's features
     # (mean/std over training images); helps random encoders, whose features share a large offset.
     projector_init: Literal["default", "data"] = "default"
+    # A trainable row/column code on each patch's prefix token (model_server/align.py,
+    # grid_position_code): for encoders whose features say little about where a patch is.
+    prefix_positions: bool = False
     tiny: TinyVisionSection = TinyVisionSection()
     # Frozen encoders: keep each image's features in memory after its first use (at most this many).
     feature_cache: int = Field(default=20000, ge=0)

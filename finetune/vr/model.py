@@ -56,7 +56,7 @@ class VRModel(nn.Module):
         return batch
 
     def prefixes(self, refs: list[str]) -> torch.Tensor:
-        return self.align.projector(self.features(refs))
+        return self.align.project(self.features(refs))
 
     def build_inputs(self, items: list[Encoded], left_pad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs_embeds [B, L, H], attention_mask [B, L], labels [B, L]) with prefixes spliced in."""

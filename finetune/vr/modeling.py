@@ -64,18 +64,23 @@ def build_align(cfg: VRConfig, lm_hidden: int) -> AlignModel:
         align = AlignModel.from_checkpoint(cfg.init_from)
         if align.config.lm_hidden != lm_hidden:
             raise ValueError(f"{cfg.init_from}: projector width {align.config.lm_hidden} != LM hidden {lm_hidden}")
+        if align.config.prefix_positions != vision.prefix_positions:
+            raise ValueError(f"{cfg.init_from}: vision.prefix_positions is {vision.prefix_positions}, but the "
+                             f"stage-1 checkpoint was trained with {align.config.prefix_positions}")
         align.bundle_vision = align.bundle_vision or vision.train_encoder
     elif vision.encoder is None:
         tiny = vision.tiny
         align = make_tiny_align_model(
             lm_hidden, image_size=tiny.image_size, patch_size=tiny.patch_size, vision_hidden=tiny.hidden_size,
             layers=tiny.num_layers, heads=tiny.num_heads, projector_type=vision.projector_type,
-            token_selection=vision.token_selection, feature_layer=vision.feature_layer, seed=cfg.run.seed,
+            token_selection=vision.token_selection, feature_layer=vision.feature_layer,
+            prefix_positions=vision.prefix_positions, seed=cfg.run.seed,
         )
     else:
         align = AlignModel.from_config(AlignConfig(
             vision_encoder=vision.encoder, vision_revision=vision.revision, feature_layer=vision.feature_layer,
             token_selection=vision.token_selection, projector_type=vision.projector_type, lm_hidden=lm_hidden,
+            prefix_positions=vision.prefix_positions,
         ))
     align.set_vision_trainable(vision.train_encoder)
     align.bundle_vision = align.bundle_vision or vision.train_encoder
@@ -84,7 +89,7 @@ def build_align(cfg: VRConfig, lm_hidden: int) -> AlignModel:
 
 def set_trainable(cfg: VRConfig, align: AlignModel, lm: Any, runtime: Runtime) -> Any:
     """Stage 1: projector only. Stage 2: projector + LoRA (or the whole LM, or none of it)."""
-    for param in align.projector.parameters():
+    for param in align.projection_parameters():
         param.requires_grad_(True)
     mode = "frozen" if cfg.stage == 1 else cfg.language_model.stage2_training
     if mode == "lora":

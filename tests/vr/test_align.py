@@ -14,6 +14,7 @@ from model_server.align import (
     build_projector,
     decode_data_uri,
     encode_data_uri,
+    grid_position_code,
     make_tiny_align_model,
     splice_image_embeds,
     split_prompt,
@@ -73,6 +74,38 @@ def test_frozen_encoder_only_projector_trains() -> None:
     model = make_tiny_align_model(24)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("projector.") for n in trainable)
+
+
+def test_position_code_marks_rows_and_columns_and_survives_a_round_trip(tmp_path: Path) -> None:
+    model = make_tiny_align_model(24, prefix_positions=True).eval()  # 32 px / 8 px patches: a 4x4 grid
+    code = model.prefix_position.detach()
+    assert code.shape == (16, 24)
+    # Cells one column apart differ by the same step wherever they are; so do cells one row apart.
+    assert torch.allclose(code[1] - code[0], code[14] - code[13], atol=1e-6)
+    assert torch.allclose(code[4] - code[0], code[15] - code[11], atol=1e-6)
+    assert not torch.allclose(code[1] - code[0], code[4] - code[0])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "prefix_position" in trainable
+    assert {id(p) for p in model.projection_parameters()} >= {id(model.prefix_position)}
+
+    with torch.no_grad():
+        model.prefix_position.add_(0.5)  # a trained code, not the initial one, must be what is saved
+        features = torch.randn(1, 16, model.config.vision_hidden)
+        assert torch.allclose(model.project(features) - model.projector(features), model.prefix_position)
+        before = model.encode(model.preprocess([_image((0, 120, 0))]))
+    loaded = AlignModel.from_checkpoint(model.save(tmp_path / "ckpt"))
+    assert loaded.config.prefix_positions
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(loaded.preprocess([_image((0, 120, 0))])), before)
+
+    (tmp_path / "ckpt" / "align_config.json").write_text(
+        (tmp_path / "ckpt" / "align_config.json").read_text().replace('"prefix_positions": true', '"prefix_positions": false'))
+    with pytest.raises(ValueError, match="disagree on prefix_positions"):
+        AlignModel.from_checkpoint(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="token_selection 'patch'"):
+        make_tiny_align_model(24, token_selection="cls_patch", prefix_positions=True)
+    with pytest.raises(ValueError, match="square grid"):
+        grid_position_code(12, 24)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:

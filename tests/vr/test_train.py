@@ -72,6 +72,27 @@ def test_stage1_trains_only_the_projector(stage1: Path) -> None:
 
 
 @pytest.mark.slow
+def test_position_code_trains_in_stage1_and_must_match_in_stage2(stage1: Path, vr_data: Path, tmp_path: Path) -> None:
+    from finetune.vr.modeling import build_align
+    from finetune.vr.train import run_finetune_vr
+    from model_server.align import grid_position_code
+
+    cfg = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml",
+                      _tiny(vr_data, tmp_path / "s1", 1, **{"vision.prefix_positions": "true"}))
+    checkpoint = run_finetune_vr(cfg).checkpoint
+    align = AlignModel.from_checkpoint(checkpoint)
+    assert align.config.prefix_positions
+    assert not torch.allclose(align.prefix_position, grid_position_code(4, 32))  # stage 1 moved it
+    weights = load_file(str(next((tmp_path / "s1" / "checkpoints").iterdir()) / "trainable.safetensors"))
+    assert "align.prefix_position" in weights
+
+    mismatched = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml",
+                             _tiny(vr_data, tmp_path / "s2", 2, init_from=stage1, **{"vision.prefix_positions": "true"}))
+    with pytest.raises(ValueError, match="stage-1 checkpoint was trained with False"):
+        build_align(mismatched, 32)
+
+
+@pytest.mark.slow
 def test_stage2_lora_merged_changes_the_lm_and_eval_cli_reports(stage1: Path, vr_data: Path,
                                                                  tmp_path: Path) -> None:
     from finetune.vr.train import run_finetune_vr

@@ -3,6 +3,8 @@
     python bench/bench_vr.py [--workdir DIR] [--json OUT]                 # one seed, CPU, 1 thread
     python bench/bench_vr.py --seeds 0-3 --parallel 2                     # four seeds, two runs at a time
     python bench/bench_vr.py --seeds 0-5 --parallel 12                    # a 16-core machine
+    python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
+        --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image

@@ -291,7 +291,8 @@ class AlignModel(nn.Module):
 def grid_position_code(tokens: int, hidden: int) -> torch.Tensor:
     """``[tokens, hidden]``: column and row as ramps from -1 to 1 along two fixed random unit
     directions, so that "further left" is one direction for attention to read. The scale keeps the
-    code at about a third of a projected token's norm at hidden 64 (see docs/visual-reasoning.md).
+    code at about a third of a projected token's norm at hidden 64 (docs/BENCHMARKS.md, "A model
+    that finds objects, told where they are").
     """
     side = round(tokens ** 0.5)
     if side * side != tokens or side < 2:

@@ -148,8 +148,13 @@ def main() -> int:
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
     first = runs[0]["align"]
-    keys = [("by_type", k) for k in first["by_type"]] + [("by_template", k) for k in first["by_template"]]
+    # Relations by the form of the question: yes/no forms have chance 50%, "which one" forms also
+    # test whether the answer is written as a name at all (docs/BENCHMARKS.md).
+    forms = sorted(k for k in first.get("by_template_id", {}) if k.startswith("rel_"))
+    keys = ([("by_type", k) for k in first["by_type"]] + [("by_template_id", k) for k in forms]
+            + [("by_template", k) for k in first["by_template"]])
     label = {("by_template", k): f"template {k}" for k in first["by_template"]}
+    label |= {("by_template_id", k): f"&nbsp;&nbsp;relation form {k}" for k in forms}
     for r in runs:
         print(f"\nseed {r['seed']}")
         rows = ["| question type | align model | text-only baseline |", "|---|---:|---:|"]

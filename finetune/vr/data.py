@@ -41,6 +41,7 @@ class VRRecord:
     input: str = ""
     type: str = "text"
     heldout_template: bool = False
+    template: str = ""  # the synthetic set's template id (rel_1, ...), so scores can be split by form
 
 
 @dataclass
@@ -115,7 +116,7 @@ def load_vqa(path: Path, max_records: int | None = None) -> list[VRRecord]:
         out.append(VRRecord(
             str(data.get("id", where)), _image_ref(data, where, path.parent), question, answer,
             input=str(data.get("input") or ""), type=str(data.get("type") or "vqa"),
-            heldout_template=bool(data.get("heldout_template", False)),
+            heldout_template=bool(data.get("heldout_template", False)), template=str(data.get("template") or ""),
         ))
     return out
 

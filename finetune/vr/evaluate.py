@@ -43,11 +43,19 @@ def predict(model: VRModel, tokenizer: Any, template: PromptTemplate, records: l
 
 
 def accuracy_by_type(predictions: list[Prediction]) -> dict[str, Any]:
-    """{"overall": {...}, "by_type": {type: {...}}, "by_template": {"seen"/"heldout": {...}}}."""
-    groups: dict[str, dict[str, list[bool]]] = {"by_type": defaultdict(list), "by_template": defaultdict(list)}
+    """{"overall": {...}, "by_type": {type: {...}}, "by_template": {"seen"/"heldout": {...}},
+    "by_template_id": {template id: {...}}}.
+
+    The template ids split a type by the form of its question: a relation score can rise only
+    because a model answers a held-out form's "which one" questions with a name at all.
+    """
+    groups: dict[str, dict[str, list[bool]]] = {
+        "by_type": defaultdict(list), "by_template": defaultdict(list), "by_template_id": defaultdict(list)}
     for p in predictions:
         groups["by_type"][p.record.type].append(p.correct)
         groups["by_template"]["heldout" if p.record.heldout_template else "seen"].append(p.correct)
+        if p.record.template:
+            groups["by_template_id"][p.record.template].append(p.correct)
     result: dict[str, Any] = {"overall": _score([p.correct for p in predictions])}
     for name, group in groups.items():
         result[name] = {key: _score(values) for key, values in sorted(group.items())}

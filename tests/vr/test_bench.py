@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "finetune" / "vr" / "configs"
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_vr import parse_seeds
+from bench_vr import parse_seeds, print_tables
 
 
 def test_gpu_configs_name_pretrained_models_and_train_the_llava_way() -> None:
@@ -90,3 +90,22 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     meta = json.loads((tmp_path / "w" / "data" / "meta.json").read_text(encoding="utf-8"))
     assert meta["train_questions_per_scene"]["relation"] == 2
     assert "mean over 2 seeds" in done.stdout
+
+
+def _score(accuracy: float, n: int = 40) -> dict[str, float]:
+    return {"n": n, "correct": round(accuracy * n), "accuracy": accuracy}
+
+
+def test_tables_split_relations_by_the_form_of_the_question(capsys: pytest.CaptureFixture[str]) -> None:
+    def result(rel_1: float, rel_3: float) -> dict[str, object]:
+        return {"overall": _score(0.5, 80), "by_type": {"relation": _score(0.5, 80)},
+                "by_template": {"seen": _score(0.5, 80)},
+                "by_template_id": {"rel_3": _score(rel_3), "rel_1": _score(rel_1), "colour_1": _score(0.9)}}
+
+    print_tables([{"seed": 0, "align": result(0.55, 0.75), "text_only": result(0.5, 0.25)},
+                  {"seed": 1, "align": result(0.45, 0.5), "text_only": result(0.5, 0.5)}])
+    out = capsys.readouterr().out
+    assert "| &nbsp;&nbsp;relation form rel_1 (n=40) | 55.0% | 50.0% |" in out
+    assert out.index("relation form rel_1") < out.index("relation form rel_3") < out.index("template seen")
+    assert "colour_1" not in out
+    assert "| &nbsp;&nbsp;relation form rel_3 | 62.5% (50.0%-75.0%) | 37.5% (25.0%-50.0%) | 1/2 |" in out

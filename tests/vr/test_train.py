@@ -118,6 +118,8 @@ def test_stage2_lora_merged_changes_the_lm_and_eval_cli_reports(stage1: Path, vr
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["overall"]["n"] == 10 and data["images"] is True
     assert sum(v["n"] for v in data["by_type"].values()) == 10
+    assert sum(v["n"] for v in data["by_template_id"].values()) == 10
+    assert all(key.split("_")[0] in {"colour", "shape", "exist", "count", "rel"} for key in data["by_template_id"])
 
 
 @pytest.mark.slow

@@ -147,10 +147,13 @@ def main() -> int:
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
+    from finetune.vr.questions import TEMPLATES
+
     first = runs[0]["align"]
     # Relations by the form of the question: yes/no forms have chance 50%, "which one" forms also
     # test whether the answer is written as a name at all (docs/BENCHMARKS.md).
-    forms = sorted(k for k in first.get("by_template_id", {}) if k.startswith("rel_"))
+    relation_forms = {t.id for t in TEMPLATES if t.type == "relation"}
+    forms = sorted(relation_forms & first.get("by_template_id", {}).keys())
     keys = ([("by_type", k) for k in first["by_type"]] + [("by_template_id", k) for k in forms]
             + [("by_template", k) for k in first["by_template"]])
     label = {("by_template", k): f"template {k}" for k in first["by_template"]}

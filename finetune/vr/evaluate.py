@@ -46,7 +46,7 @@ def accuracy_by_type(predictions: list[Prediction]) -> dict[str, Any]:
     """{"overall": {...}, "by_type": {type: {...}}, "by_template": {"seen"/"heldout": {...}},
     "by_template_id": {template id: {...}}}.
 
-    The template ids split a type by the form of its question: a relation score can rise only
+    The template ids split a type by the form of its question: a relation score can rise merely
     because a model answers a held-out form's "which one" questions with a name at all.
     """
     groups: dict[str, dict[str, list[bool]]] = {

@@ -109,6 +109,8 @@ def main() -> int:
     parser.add_argument("--stage2-steps", type=int, default=None, help="fewer steps for a quick check (default 12000)")
     parser.add_argument("--train-questions", default="", metavar="TYPE=N,...",
                         help="questions of these types per training scene, as `kovr vr-data` (default 1 each)")
+    parser.add_argument("--reasoned-relations", action="store_true",
+                        help="yes/no relation answers name the further object first, as `kovr vr-data`")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for both stages of every run, as `kovr finetune-vr --set`")
     args = parser.parse_args()
@@ -120,13 +122,15 @@ def main() -> int:
 
     size = ProofSize()
     size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
-                   train_questions=tuple(parse_type_counts(args.train_questions).items()))
+                   train_questions=tuple(parse_type_counts(args.train_questions).items()),
+                   reasoned=args.reasoned_relations)
     seeds = parse_seeds(args.seeds)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vr-"))
     started = time.perf_counter()
     data = workdir / "data"
     if not (data / "meta.json").is_file():
-        generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions))
+        generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions),
+                 reasoned=size.reasoned)
     dirs = {s: workdir / f"seed{s}" for s in seeds}
     for folder in dirs.values():
         folder.mkdir(parents=True, exist_ok=True)

@@ -92,7 +92,7 @@ def tiny_model(tiny: TinyModelSection, tokenizer: Any, max_positions: int, seed:
         intermediate_size=tiny.intermediate_size,
         max_position_embeddings=max(max_positions, 64),
         rotary_pct=tiny.rotary_pct,
-        use_parallel_residual=True,  # as Polyglot-ko
+        use_parallel_residual=tiny.parallel_residual,
         tie_word_embeddings=False,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -26,6 +26,9 @@ class TinyModelSection(ConfigModel):
     vocab_size: int = Field(default=1024, ge=300, description="target size of the BPE trained on the data")
     rotary_pct: float = Field(default=0.5, gt=0, le=1)
     tokenizer_records: int = Field(default=20000, ge=1, description="records used to train the tokenizer")
+    # True as in Polyglot-ko: each layer's MLP reads the layer's input. False puts an MLP after each
+    # attention (GPT-2's layout), which a 2-layer model needs to combine what its last attention read.
+    parallel_residual: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> TinyModelSection:

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="objects in cells of a GRIDxGRID layout (default 4; 0: anywhere)")
     data.add_argument("--train-questions", default="", metavar="TYPE=N,...",
                       help="questions of these types per training scene, e.g. relation=8 (default 1 each)")
+    data.add_argument("--reasoned-relations", action="store_true",
+                      help="yes/no relation answers name the further object first "
+                           "(\"초록색 네모가 더 왼쪽에 있으므로 아니요\"); scored by the verdict")
     data.set_defaults(func=_vr_data)
 
     train = sub.add_parser(
@@ -59,7 +62,8 @@ def _vr_data(args: argparse.Namespace) -> int:
     try:
         summary = generate(args.output, args.count, args.seed, image_size=args.image_size,
                            test_fraction=args.test_fraction, grid=args.grid,
-                           train_questions=parse_type_counts(args.train_questions))
+                           train_questions=parse_type_counts(args.train_questions),
+                           reasoned=args.reasoned_relations)
     except ValueError as exc:
         print(f"kovr vr-data: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,8 @@
-"""Answer accuracy by question type (exact match after normalisation), as a table and as JSON."""
+"""Answer accuracy by question type (exact match after normalisation), as a table and as JSON.
+
+A reasoned answer ("…에 있으므로 아니요") scores by its verdict, the part the question asks for;
+whether the reason was right as well is counted apart (``reasoned``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 from finetune.vr.data import VRRecord, encode_prompt
 from finetune.vr.model import VRModel, generate
+from finetune.vr.questions import REASON_JOINER, final_answer
 from kovr.prompt import PromptTemplate
 
 
@@ -19,6 +24,15 @@ class Prediction:
 
     @property
     def correct(self) -> bool:
+        return normalize_answer(final_answer(self.answer)) == normalize_answer(final_answer(self.record.output))
+
+    @property
+    def reasoned(self) -> bool:
+        return REASON_JOINER in self.record.output
+
+    @property
+    def exact(self) -> bool:
+        """Reason and verdict both right."""
         return normalize_answer(self.answer) == normalize_answer(self.record.output)
 
 
@@ -29,7 +43,7 @@ def normalize_answer(text: str) -> str:
 
 
 def predict(model: VRModel, tokenizer: Any, template: PromptTemplate, records: list[VRRecord], *,
-            use_images: bool, batch_size: int = 32, max_new_tokens: int = 8) -> list[Prediction]:
+            use_images: bool, batch_size: int = 32, max_new_tokens: int = 32) -> list[Prediction]:
     was_training = model.training
     model.eval()
     out: list[Prediction] = []
@@ -59,6 +73,10 @@ def accuracy_by_type(predictions: list[Prediction]) -> dict[str, Any]:
     result: dict[str, Any] = {"overall": _score([p.correct for p in predictions])}
     for name, group in groups.items():
         result[name] = {key: _score(values) for key, values in sorted(group.items())}
+    reasoned = [p for p in predictions if p.reasoned]
+    if reasoned:
+        result["reasoned"] = {"verdict": _score([p.correct for p in reasoned]),
+                              "reason_and_verdict": _score([p.exact for p in reasoned])}
     return result
 
 
@@ -73,6 +91,8 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
         lines.append(f"| {key} | {score['n']} | {score['accuracy']:.1%} |")
     for key, score in result["by_template"].items():
         lines.append(f"| template: {key} | {score['n']} | {score['accuracy']:.1%} |")
+    for key, score in result.get("reasoned", {}).items():
+        lines.append(f"| reasoned answers: {key.replace('_', ' ')} | {score['n']} | {score['accuracy']:.1%} |")
     overall = result["overall"]
     lines.append(f"| **전체 overall** | {overall['n']} | {overall['accuracy']:.1%} |")
     return "\n".join(lines)

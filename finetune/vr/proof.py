@@ -30,6 +30,7 @@ class ProofSize:
     eval_max: int = 1000
     types: tuple[str, ...] = ()  # only these question types in stage 2 and eval (empty: all)
     train_questions: tuple[tuple[str, int], ...] = ()  # (type, questions per training scene) overrides
+    reasoned: bool = False  # yes/no relation answers with their reason first (questions.ask)
 
 
 def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> dict[str, Any]:
@@ -45,7 +46,8 @@ def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -
     """The set (made once per workdir), the tiny LM and stage 1; returns the stage-1 checkpoint."""
     data = workdir / "data"
     if not (data / "meta.json").is_file():
-        generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions))
+        generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions),
+                 reasoned=size.reasoned)
     for split in ("train", "test"):  # written here, once, so stage-2 runs in parallel only read them
         _only(data, split, size.types)
     s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", _common(workdir, extra) + [

@@ -3,6 +3,10 @@
 Held-out templates recombine words that training templates use, in an order or combination that
 never appears in training, so evaluation measures understanding rather than memorised phrasing.
 Answers are short words (예/아니요, a colour, a shape, "N개", an object's name) for exact match.
+With ``reasoned=True`` a yes/no relation answer first names the object that is further that way,
+then gives the verdict ("초록색 네모가 더 왼쪽에 있으므로 아니요"): the comparison a small model
+can make in one attention step, then the check against the question's subject. Scoring compares
+the verdict (``final_answer``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ QUESTION_TYPES: tuple[str, ...] = ("existence", "colour", "shape", "count", "rel
 # Direction word -> (axis, sign): "a is <word> of b" when sign * (a - b) on that axis is positive.
 DIRECTIONS: dict[str, tuple[str, int]] = {"왼쪽": ("x", -1), "오른쪽": ("x", 1), "위": ("y", -1), "아래": ("y", 1)}
 MIN_SEPARATION = 12.0  # scene units; closer pairs are never asked about (the answer would be unclear)
+REASON_JOINER = "있으므로 "  # ends the reason of a reasoned answer; the verdict follows it
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,18 @@ def templates_for(type_: str, heldout: bool) -> list[Template]:
     return [t for t in TEMPLATES if t.type == type_ and t.heldout == heldout]
 
 
-def ask(scene: Scene, type_: str, rng: random.Random, heldout: bool) -> Question | None:
-    """One question of a type about the scene, or None when the scene cannot support it."""
+def ask(scene: Scene, type_: str, rng: random.Random, heldout: bool, *,
+        reasoned: bool = False) -> Question | None:
+    """One question of a type about the scene, or None when the scene cannot support it.
+
+    ``reasoned`` writes yes/no relation answers with their reason first; it draws the same random
+    numbers, so a seeded set differs from the plain one only in those answers.
+    """
     template = rng.choice(templates_for(type_, heldout))
-    made = _MAKERS[type_](scene, template, rng)
+    if type_ == "relation":
+        made = _relation(scene, template, rng, reasoned)
+    else:
+        made = _MAKERS[type_](scene, template, rng)
     if made is None:
         return None
     question, answer = made
@@ -129,7 +142,8 @@ def _count(scene: Scene, template: Template, rng: random.Random) -> tuple[str, s
     return text, f"{number}개"
 
 
-def _relation(scene: Scene, template: Template, rng: random.Random) -> tuple[str, str] | None:
+def _relation(scene: Scene, template: Template, rng: random.Random,
+              reasoned: bool = False) -> tuple[str, str] | None:
     options = []
     for a in scene.objects:
         for b in scene.objects:
@@ -141,9 +155,18 @@ def _relation(scene: Scene, template: Template, rng: random.Random) -> tuple[str
     a, b, word = rng.choice(options)
     is_true = _is_towards(a, b, word)
     text = template.text.format(a=Noun(a.name), b=Noun(b.name), d=word)
+    further = a.name if is_true else b.name
     if "무엇" in template.text:  # which of the two is further <word>
-        return text, a.name if is_true else b.name
-    return text, YES if is_true else NO
+        return text, further
+    verdict = YES if is_true else NO
+    if reasoned:
+        return text, f"{Noun(further).ig} 더 {word}에 {REASON_JOINER}{verdict}"
+    return text, verdict
+
+
+def final_answer(answer: str) -> str:
+    """The verdict of a reasoned answer ("…에 있으므로 아니요" -> "아니요"); other answers unchanged."""
+    return answer.rsplit(REASON_JOINER, 1)[-1]
 
 
 def _coord(obj: SceneObject, axis: str) -> float:
@@ -160,7 +183,6 @@ _MAKERS: dict[str, Callable[[Scene, Template, random.Random], tuple[str, str] | 
     "colour": _colour,
     "shape": _shape,
     "count": _count,
-    "relation": _relation,
 }
 
 

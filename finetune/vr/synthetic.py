@@ -41,11 +41,13 @@ class SetSummary:
 
 def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
              test_fraction: float = 0.2, questions_per_type: int = 1, grid: int = 4,
-             train_questions: Mapping[str, int] | None = None) -> SetSummary:
+             train_questions: Mapping[str, int] | None = None, reasoned: bool = False) -> SetSummary:
     """Write ``count`` scenes (a ``test_fraction`` of them held out) with their questions.
 
     Each scene gets ``questions_per_type`` questions of every type (per template kind in test);
     ``train_questions`` overrides that count for some types in the training split only.
+    ``reasoned`` gives yes/no relation answers their reason first (see ``questions.ask``), in
+    both splits, so that a model is scored in the form it was trained on.
     """
     if count < 2:
         raise ValueError("count must be at least 2 (one training and one test scene)")
@@ -66,11 +68,11 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
     summary = SetSummary(out, {}, {}, {})
     for split, scenes in (("train", train_scenes), ("test", test_scenes)):
         rng = random.Random(f"{seed}:{split}-questions")
-        questions = _write_split(out, split, scenes, rng, image_size, per_split[split])
+        questions = _write_split(out, split, scenes, rng, image_size, per_split[split], reasoned)
         summary.scenes[split] = len(scenes)
         summary.questions[split] = len(questions)
         summary.by_type[split] = dict(Counter(q["type"] for q in questions))
-    _write_meta(out, seed, count, image_size, grid, summary, per_split["train"])
+    _write_meta(out, seed, count, image_size, grid, summary, per_split["train"], reasoned)
     return summary
 
 
@@ -94,7 +96,7 @@ def _scenes(rng: random.Random, n: int, exclude: set[Any], grid: int) -> list[Sc
 
 
 def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random, image_size: int,
-                 per_type: Mapping[str, int]) -> list[dict[str, Any]]:
+                 per_type: Mapping[str, int], reasoned: bool) -> list[dict[str, Any]]:
     image_dir = out / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
     captions: list[dict[str, Any]] = []
@@ -104,7 +106,7 @@ def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random,
         image_rel = f"images/{split}/{index:06d}.png"
         render(scene, image_size).save(out / image_rel, optimize=True)
         captions.append({"id": scene_id, "image": image_rel, "caption": caption(scene), "scene": scene.to_json()})
-        for question in _questions(scene, split, rng, per_type):
+        for question in _questions(scene, split, rng, per_type, reasoned):
             questions.append({
                 "id": f"{scene_id}-q{len(questions):07d}", "image": image_rel,
                 "question": question.question, "answer": question.answer, "type": question.type,
@@ -116,13 +118,14 @@ def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random,
     return questions
 
 
-def _questions(scene: Scene, split: str, rng: random.Random, per_type: Mapping[str, int]) -> list[Question]:
+def _questions(scene: Scene, split: str, rng: random.Random, per_type: Mapping[str, int],
+               reasoned: bool) -> list[Question]:
     kinds = [False] if split == "train" else [False, True]  # held-out templates only in test
     made: list[Question] = []
     for type_ in QUESTION_TYPES:
         for heldout in kinds:
             for _ in range(per_type[type_]):
-                question = ask(scene, type_, rng, heldout)
+                question = ask(scene, type_, rng, heldout, reasoned=reasoned)
                 if question is not None:
                     made.append(question)
     return made
@@ -135,10 +138,10 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def _write_meta(out: Path, seed: int, count: int, image_size: int, grid: int, summary: SetSummary,
-                train_questions: Mapping[str, int]) -> None:
+                train_questions: Mapping[str, int], reasoned: bool) -> None:
     meta = {
         "kind": "kovr-vr-synthetic", "version": 1, "seed": seed, "count": count, "image_size": image_size,
-        "grid": grid, "train_questions_per_scene": dict(train_questions),
+        "grid": grid, "train_questions_per_scene": dict(train_questions), "reasoned_relations": reasoned,
         "scenes": summary.scenes, "questions": summary.questions, "by_type": summary.by_type,
         "heldout_templates": [t.id for t in TEMPLATES if t.heldout],
     }

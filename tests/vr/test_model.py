@@ -79,3 +79,15 @@ def test_feature_cache_is_bounded_and_consistent(parts: tuple, tmp_path: Path) -
     model._cache_size = 2
     again = model.features(refs)
     assert torch.equal(first, again) and len(model._cache) == 2
+
+
+def test_tiny_lm_layout_follows_the_config(parts: tuple) -> None:
+    """Polyglot-ko's parallel residual by default; sequential (an MLP after each attention) on request."""
+    _, tokenizer, _ = parts
+    section = TinyModelSection(hidden_size=32, num_heads=2, intermediate_size=64)
+    assert tiny_model(section, tokenizer, 64, 0).config.use_parallel_residual is True
+    sequential = tiny_model(section.model_copy(update={"parallel_residual": False}), tokenizer, 64, 0)
+    assert sequential.config.use_parallel_residual is False
+    ids = torch.tensor([[1, 2, 3]])
+    parallel_out = tiny_model(section, tokenizer, 64, 0)(ids).logits
+    assert not torch.allclose(parallel_out, sequential(ids).logits)  # same weights, other wiring

@@ -165,3 +165,50 @@ def test_train_questions_add_questions_of_a_type_and_leave_the_test_split_alone(
         out = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "bad"), "--count", "5",
                               "--train-questions", bad], check=False, capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and message in out.stderr, (bad, out.stderr)
+
+
+def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tmp_path: Path) -> None:
+    from finetune.vr.questions import REASON_JOINER, final_answer
+
+    meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
+    out = tmp_path / "reasoned"
+    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(out), "--count", str(meta["count"]),
+                         "--seed", str(meta["seed"]), "--image-size", "48", "--reasoned-relations"],
+                        check=False, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["reasoned_relations"] is True
+    reasoned = 0
+    for split in ("train", "test"):
+        plain, new = _read(vr_set / f"{split}_vqa.jsonl"), _read(out / f"{split}_vqa.jsonl")
+        assert [q["question"] for q in plain] == [q["question"] for q in new]
+        for p, q in zip(plain, new, strict=True):
+            if p["type"] != "relation" or p["answer"] not in (YES, NO):
+                assert q["answer"] == p["answer"]
+                continue
+            reasoned += 1
+            assert final_answer(q["answer"]) == p["answer"] and REASON_JOINER in q["answer"]
+            # The reason names the one of the two objects that is further that way.
+            further = q["answer"].split(" 더 ")[0][:-1]
+            word = next(w for w in DIRECTIONS if f"{w}에" in p["question"])
+            assert further in p["question"] and f" 더 {word}에 " in q["answer"]
+            subject_first = p["question"].removeprefix("그림에서 ").startswith(further) and p["template"] != "rel_2"
+            subject_last = p["template"] == "rel_2" and p["question"].split("에 ", 1)[1].startswith(further)
+            assert (p["answer"] == YES) == (subject_first or subject_last), (p["question"], q["answer"])
+    assert reasoned > 40
+
+
+def test_reasoned_answers_score_by_their_verdict() -> None:
+    from finetune.vr.data import VRRecord
+    from finetune.vr.evaluate import Prediction, accuracy_by_type, format_table
+
+    gold = "초록색 네모가 더 왼쪽에 있으므로 아니요"
+    record = VRRecord("r", None, "파란 세모는 초록색 네모의 왼쪽에 있나요?", gold, type="relation")
+    predictions = [Prediction(record, gold), Prediction(record, "파란 세모가 더 왼쪽에 있으므로 아니요"),
+                   Prediction(record, "초록색 네모가 더 왼쪽에 있으므로 예"), Prediction(record, "아니요.")]
+    assert [p.correct for p in predictions] == [True, True, False, True]
+    assert [p.exact for p in predictions] == [True, False, False, False]
+    result = accuracy_by_type(predictions)
+    assert result["reasoned"]["verdict"]["correct"] == 3 and result["reasoned"]["reason_and_verdict"]["correct"] == 1
+    plain = VRRecord("p", None, "원은 무슨 색인가요?", "빨간색", type="colour")
+    assert "reasoned" not in accuracy_by_type([Prediction(plain, "빨간색")])
+    assert "| reasoned answers: reason and verdict | 4 | 25.0% |" in format_table(result)

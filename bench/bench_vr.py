@@ -117,8 +117,7 @@ def main() -> int:
     from dataclasses import replace
 
     from finetune.vr.cli import parse_type_counts
-    from finetune.vr.proof import ProofSize
-    from finetune.vr.synthetic import generate
+    from finetune.vr.proof import ProofSize, make_set
 
     size = ProofSize()
     size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
@@ -127,10 +126,7 @@ def main() -> int:
     seeds = parse_seeds(args.seeds)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vr-"))
     started = time.perf_counter()
-    data = workdir / "data"
-    if not (data / "meta.json").is_file():
-        generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions),
-                 reasoned=size.reasoned)
+    data = make_set(workdir / "data", size)  # before the workers start, so that they only read it
     dirs = {s: workdir / f"seed{s}" for s in seeds}
     for folder in dirs.values():
         folder.mkdir(parents=True, exist_ok=True)

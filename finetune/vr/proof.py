@@ -42,12 +42,17 @@ def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) ->
     return results
 
 
-def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> Path:
-    """The set (made once per workdir), the tiny LM and stage 1; returns the stage-1 checkpoint."""
-    data = workdir / "data"
+def make_set(data: Path, size: ProofSize) -> Path:
+    """The proof's synthetic set in ``data``, written once (a folder with meta.json is kept)."""
     if not (data / "meta.json").is_file():
         generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions),
                  reasoned=size.reasoned)
+    return data
+
+
+def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> Path:
+    """The set (made once per workdir), the tiny LM and stage 1; returns the stage-1 checkpoint."""
+    data = make_set(workdir / "data", size)
     for split in ("train", "test"):  # written here, once, so stage-2 runs in parallel only read them
         _only(data, split, size.types)
     s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", _common(workdir, extra) + [

@@ -42,8 +42,20 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+def answer_budget(records: list[VRRecord], tokenizer: Any, margin: int = 8) -> int:
+    """Tokens to generate: the longest reference answer plus a margin.
+
+    A fixed cap cut reasoned answers short with a byte-level tokenizer (a Hangul syllable is two or
+    three tokens), scoring "…있으므로 아니" as wrong; an answer longer than this is wrong anyway.
+    """
+    longest = max((len(tokenizer(r.output, add_special_tokens=False)["input_ids"]) for r in records), default=0)
+    return longest + margin
+
+
 def predict(model: VRModel, tokenizer: Any, template: PromptTemplate, records: list[VRRecord], *,
-            use_images: bool, batch_size: int = 32, max_new_tokens: int = 32) -> list[Prediction]:
+            use_images: bool, batch_size: int = 32, max_new_tokens: int | None = None) -> list[Prediction]:
+    """Greedy answers; ``max_new_tokens`` defaults to ``answer_budget`` of the records."""
+    max_new_tokens = max_new_tokens or answer_budget(records, tokenizer)
     was_training = model.training
     model.eval()
     out: list[Prediction] = []

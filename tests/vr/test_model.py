@@ -91,3 +91,19 @@ def test_tiny_lm_layout_follows_the_config(parts: tuple) -> None:
     ids = torch.tensor([[1, 2, 3]])
     parallel_out = tiny_model(section, tokenizer, 64, 0)(ids).logits
     assert not torch.allclose(parallel_out, sequential(ids).logits)  # same weights, other wiring
+
+
+def test_answers_are_generated_long_enough_for_the_longest_reference(parts: tuple) -> None:
+    """A reasoned answer runs past a fixed 32-token cap with a byte-level tokenizer; the budget follows it."""
+    from finetune.vr.evaluate import answer_budget, predict
+
+    model, tokenizer, records = parts
+    long_answer = "초록색 네모가 더 왼쪽에 있으므로 아니요"
+    tokens = len(tokenizer(long_answer, add_special_tokens=False)["input_ids"])
+    assert tokens > 32  # the cap that cut "아니요" to "아니"
+    reasoned = VRRecord("long", records[0].image, "파란 세모는 초록색 네모의 왼쪽에 있나요?", long_answer)
+    assert answer_budget([*records, reasoned], tokenizer) == tokens + 8
+    assert answer_budget(records[:3], tokenizer) < tokens
+    # An untrained model never emits EOS, so its answer is exactly the budget long.
+    (answer,) = predict(model, tokenizer, KULLM, [reasoned], use_images=True)
+    assert len(tokenizer(answer.answer, add_special_tokens=False)["input_ids"]) >= tokens

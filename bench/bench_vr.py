@@ -5,6 +5,8 @@
     python bench/bench_vr.py --seeds 0-5 --parallel 12                    # a 16-core machine
     python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
         --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
+    ... --reasoned-relations --relation-steps 10000 \
+        --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image
@@ -111,6 +113,8 @@ def main() -> int:
                         help="questions of these types per training scene, as `kovr vr-data` (default 1 each)")
     parser.add_argument("--reasoned-relations", action="store_true",
                         help="yes/no relation answers name the further object first, as `kovr vr-data`")
+    parser.add_argument("--relation-steps", type=int, default=0,
+                        help="then this many steps on the relation questions alone, both models (default 0)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for both stages of every run, as `kovr finetune-vr --set`")
     args = parser.parse_args()
@@ -122,7 +126,7 @@ def main() -> int:
     size = ProofSize()
     size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
                    train_questions=tuple(parse_type_counts(args.train_questions).items()),
-                   reasoned=args.reasoned_relations)
+                   reasoned=args.reasoned_relations, relation_steps=args.relation_steps)
     seeds = parse_seeds(args.seeds)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vr-"))
     started = time.perf_counter()
@@ -168,6 +172,12 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
         rows.append(f"| **overall** | {r['align']['overall']['accuracy']:.1%} | "
                     f"{r['text_only']['overall']['accuracy']:.1%} |")
         print("\n".join(rows))
+        if "before_relation_pass" in r["align"]:
+            before = {m: r[m]["before_relation_pass"] for m in ("align", "text_only")}
+            print(f"before the {r['align']['relation_pass']['steps']}-step relation pass: relation "
+                  f"{before['align']['by_type']['relation']['accuracy']:.1%} / "
+                  f"{before['text_only']['by_type']['relation']['accuracy']:.1%}, overall "
+                  f"{before['align']['overall']['accuracy']:.1%} / {before['text_only']['overall']['accuracy']:.1%}")
     if len(runs) > 1:
         print(f"\nmean over {len(runs)} seeds (min-max)")
         print("| question type | align model | text-only baseline | align above baseline (seeds) |")

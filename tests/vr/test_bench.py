@@ -76,8 +76,8 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     out = tmp_path / "seeds.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
-         "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--workdir", str(tmp_path / "w"),
-         "--json", str(out)],
+         "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4",
+         "--workdir", str(tmp_path / "w"), "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -87,9 +87,15 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
         assert r["align"]["images"] is True and r["text_only"]["images"] is False
         assert r["align"]["overall"]["n"] == r["text_only"]["overall"]["n"] > 0
         assert json.loads((tmp_path / "w" / f"seed{r['seed']}" / "result.json").read_text(encoding="utf-8")) == r
+        for model in ("align", "text_only"):  # scored after a relation-only pass, and before it
+            passed = Path(r[model]["relation_pass"]["checkpoint"])
+            assert passed.parent.name == f"{model}_relations" and r[model]["relation_pass"]["steps"] == 4
+            run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
+            assert run["steps"] == 4 and run["data"]["vqa"] == 48 * 2  # 48 training scenes, relations only
+            assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
     meta = json.loads((tmp_path / "w" / "data" / "meta.json").read_text(encoding="utf-8"))
     assert meta["train_questions_per_scene"]["relation"] == 2
-    assert "mean over 2 seeds" in done.stdout
+    assert "mean over 2 seeds" in done.stdout and "before the 4-step relation pass: relation" in done.stdout
 
 
 def _score(accuracy: float, n: int = 40) -> dict[str, float]:

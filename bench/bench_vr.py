@@ -5,7 +5,7 @@
     python bench/bench_vr.py --seeds 0-5 --parallel 12                    # a 16-core machine
     python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
         --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
-    ... --reasoned-relations --relation-steps 10000 \
+    ... --reasoned-relations --relation-steps 10000 --relation-replay 0.25 \
         --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
@@ -115,9 +115,13 @@ def main() -> int:
                         help="yes/no relation answers name the further object first, as `kovr vr-data`")
     parser.add_argument("--relation-steps", type=int, default=0,
                         help="then this many steps on the relation questions alone, both models (default 0)")
+    parser.add_argument("--relation-replay", type=float, default=0.0, metavar="SHARE",
+                        help="keep this share (0-1) of the other types' questions in that pass (default 0)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for both stages of every run, as `kovr finetune-vr --set`")
     args = parser.parse_args()
+    if not 0 <= args.relation_replay <= 1:
+        parser.error("--relation-replay is a share between 0 and 1")
     from dataclasses import replace
 
     from finetune.vr.cli import parse_type_counts
@@ -126,7 +130,8 @@ def main() -> int:
     size = ProofSize()
     size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
                    train_questions=tuple(parse_type_counts(args.train_questions).items()),
-                   reasoned=args.reasoned_relations, relation_steps=args.relation_steps)
+                   reasoned=args.reasoned_relations, relation_steps=args.relation_steps,
+                   relation_replay=args.relation_replay)
     seeds = parse_seeds(args.seeds)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vr-"))
     started = time.perf_counter()

@@ -3,10 +3,10 @@
 Shared by bench/bench_vr.py (full size) and the slow test (small size): synthetic set ->
 stage 1 (tiny LM pre-trained on the text, projector on captions) -> stage 2 twice (images on /
 off, same records, steps and seed) -> accuracy by question type on held-out scenes. With
-``relation_steps`` each stage-2 model then trains on the relation questions alone for that many
-steps (a second stage-2 pass, the same for both) before it is scored: mixed with the other types,
-yes/no relations stayed at chance, and a pass on relations alone is what moved them
-(docs/BENCHMARKS.md, "The reason first").
+``relation_steps`` each stage-2 model then trains on the relation questions (and a
+``relation_replay`` share of the others) for that many steps (a second stage-2 pass, the same for
+both) before it is scored: mixed with the other types, yes/no relations stayed at chance, and a
+pass on relations is what moved them (docs/BENCHMARKS.md, "The reason first").
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class ProofSize:
     reasoned: bool = False  # yes/no relation answers with their reason first (questions.ask)
     relation_steps: int = 0  # a relation-only stage-2 pass after stage 2 (0: none)
     relation_learning_rate: float = 1e-3
+    relation_replay: float = 0.0  # share of the other types' training questions kept in that pass
 
 
 def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -
     for split in ("train", "test"):  # written here, once, so stage-2 runs in parallel only read them
         _only(data, split, size.types)
     if size.relation_steps:
-        _only(data, "train", ("relation",))
+        _relation_mix(data, size.relation_replay)
     s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", _common(workdir, extra) + [
         f"run.output_dir={workdir / 'stage1'}", f"train.max_steps={size.stage1_steps}",
         f"language_model.tiny.pretrain_steps={size.pretrain_steps}"])
@@ -89,7 +90,8 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
     result["train_seconds"] = round(seconds, 1)
     if before is not None:
         result["before_relation_pass"] = before
-        result["relation_pass"] = {"steps": size.relation_steps, "checkpoint": str(checkpoint),
+        result["relation_pass"] = {"steps": size.relation_steps, "replay": size.relation_replay,
+                                   "checkpoint": str(checkpoint),
                                    "train_seconds": round(run_seconds(checkpoint), 1)}
     return result, table
 
@@ -97,7 +99,7 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
 def _relation_pass(workdir: Path, size: ProofSize, extra: list[str] | None, stage2: Path, name: str,
                    images: bool) -> Path:
     """Stage 2 continued from ``stage2`` on the training relation questions alone."""
-    relations = _only(workdir / "data", "train", ("relation",), write=False)
+    relations = _relation_mix(workdir / "data", size.relation_replay, write=False)
     cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
         f"init_from={stage2}", f"run.output_dir={workdir / f'{name}_relations'}",
         f"train.max_steps={size.relation_steps}", f"train.learning_rate={size.relation_learning_rate}",
@@ -113,6 +115,27 @@ def run_seconds(checkpoint: Path) -> float:
     import json
 
     return float(json.loads((checkpoint / "vr_run.json").read_text(encoding="utf-8"))["train_seconds"])
+
+
+def _relation_mix(data: Path, replay: float, *, write: bool = True) -> Path:
+    """The training relation questions plus a seeded ``replay`` share of the other questions.
+
+    A pass on relations alone overwrote what stage 2 had learned of the other types; replaying a
+    quarter of them kept it (docs/BENCHMARKS.md, "The relation pass in the bench").
+    """
+    import json
+    import random
+
+    target = data / f"train_vqa.relations-replay{replay:g}.jsonl"
+    if not write:
+        return target
+    lines = (data / "train_vqa.jsonl").read_text(encoding="utf-8").splitlines()
+    rng = random.Random(0)
+    kept = [line for line in lines if json.loads(line)["type"] == "relation" or rng.random() < replay]
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}")  # seeds sharing a set may write at once
+    partial.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    partial.replace(target)
+    return target
 
 
 def _only(data: Path, split: str, types: tuple[str, ...], *, write: bool = True) -> Path:

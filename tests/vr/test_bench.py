@@ -76,7 +76,7 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     out = tmp_path / "seeds.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
-         "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4",
+         "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4", "--relation-replay", "0.5",
          "--workdir", str(tmp_path / "w"), "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
@@ -91,7 +91,11 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             passed = Path(r[model]["relation_pass"]["checkpoint"])
             assert passed.parent.name == f"{model}_relations" and r[model]["relation_pass"]["steps"] == 4
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
-            assert run["steps"] == 4 and run["data"]["vqa"] == 48 * 2  # 48 training scenes, relations only
+            mix_file = tmp_path / "w" / "data" / "train_vqa.relations-replay0.5.jsonl"
+            mix = [json.loads(line) for line in mix_file.read_text(encoding="utf-8").splitlines()]
+            relations = sum(q["type"] == "relation" for q in mix)
+            assert relations == 48 * 2 and 48 < len(mix) - relations < 48 * 4  # 48 training scenes; half the rest
+            assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
     meta = json.loads((tmp_path / "w" / "data" / "meta.json").read_text(encoding="utf-8"))
     assert meta["train_questions_per_scene"]["relation"] == 2

@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--reasoned-relations", action="store_true",
                         help="yes/no relation answers name the further object first, as `kovr vr-data`")
     parser.add_argument("--relation-steps", type=int, default=0,
-                        help="then this many steps on the relation questions alone, both models (default 0)")
+                        help="then this many steps on the relation questions, both models (default 0)")
     parser.add_argument("--relation-replay", type=float, default=0.0, metavar="SHARE",
                         help="keep this share (0-1) of the other types' questions in that pass (default 0)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -35,7 +35,7 @@ class ProofSize:
     types: tuple[str, ...] = ()  # only these question types in stage 2 and eval (empty: all)
     train_questions: tuple[tuple[str, int], ...] = ()  # (type, questions per training scene) overrides
     reasoned: bool = False  # yes/no relation answers with their reason first (questions.ask)
-    relation_steps: int = 0  # a relation-only stage-2 pass after stage 2 (0: none)
+    relation_steps: int = 0  # a stage-2 pass on relation questions after stage 2 (0: none)
     relation_learning_rate: float = 1e-3
     relation_replay: float = 0.0  # share of the other types' training questions kept in that pass
 
@@ -81,24 +81,24 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
         f"data.images={str(images).lower()}", f"data.vqa=[{train_vqa}]"])
     checkpoint = run_finetune_vr(cfg).checkpoint
     seconds = run_seconds(checkpoint)
-    before = None
-    if size.relation_steps:
-        before, _ = evaluate_checkpoint(checkpoint, test_vqa, limit=size.eval_max)
-        checkpoint = _relation_pass(workdir, size, extra, checkpoint, name, images)
-        seconds += run_seconds(checkpoint)
-    result, table = evaluate_checkpoint(checkpoint, test_vqa, limit=size.eval_max)
-    result["train_seconds"] = round(seconds, 1)
-    if before is not None:
-        result["before_relation_pass"] = before
-        result["relation_pass"] = {"steps": size.relation_steps, "replay": size.relation_replay,
-                                   "checkpoint": str(checkpoint),
-                                   "train_seconds": round(run_seconds(checkpoint), 1)}
+    if not size.relation_steps:
+        result, table = evaluate_checkpoint(checkpoint, test_vqa, limit=size.eval_max)
+        result["train_seconds"] = round(seconds, 1)
+        return result, table
+    before, _ = evaluate_checkpoint(checkpoint, test_vqa, limit=size.eval_max)
+    passed = _relation_pass(workdir, size, extra, checkpoint, name, images)
+    pass_seconds = run_seconds(passed)
+    result, table = evaluate_checkpoint(passed, test_vqa, limit=size.eval_max)
+    result["train_seconds"] = round(seconds + pass_seconds, 1)
+    result["before_relation_pass"] = before
+    result["relation_pass"] = {"steps": size.relation_steps, "replay": size.relation_replay,
+                               "checkpoint": str(passed), "train_seconds": round(pass_seconds, 1)}
     return result, table
 
 
 def _relation_pass(workdir: Path, size: ProofSize, extra: list[str] | None, stage2: Path, name: str,
                    images: bool) -> Path:
-    """Stage 2 continued from ``stage2`` on the training relation questions alone."""
+    """Stage 2 continued from ``stage2`` on the training relation questions (see ``_relation_mix``)."""
     relations = _relation_mix(workdir / "data", size.relation_replay, write=False)
     cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
         f"init_from={stage2}", f"run.output_dir={workdir / f'{name}_relations'}",
@@ -131,10 +131,7 @@ def _relation_mix(data: Path, replay: float, *, write: bool = True) -> Path:
         return target
     lines = (data / "train_vqa.jsonl").read_text(encoding="utf-8").splitlines()
     rng = random.Random(0)
-    kept = [line for line in lines if json.loads(line)["type"] == "relation" or rng.random() < replay]
-    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}")  # seeds sharing a set may write at once
-    partial.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    partial.replace(target)
+    _write_lines(target, [line for line in lines if json.loads(line)["type"] == "relation" or rng.random() < replay])
     return target
 
 
@@ -148,8 +145,12 @@ def _only(data: Path, split: str, types: tuple[str, ...], *, write: bool = True)
     target = data / f"{split}_vqa.{'-'.join(types)}.jsonl"
     if not write:
         return target
-    lines = [line for line in source.read_text(encoding="utf-8").splitlines() if json.loads(line)["type"] in types]
+    _write_lines(target, [line for line in source.read_text(encoding="utf-8").splitlines()
+                          if json.loads(line)["type"] in types])
+    return target
+
+
+def _write_lines(target: Path, lines: list[str]) -> None:
     partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}")  # seeds sharing a set may write at once
     partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
     partial.replace(target)
-    return target

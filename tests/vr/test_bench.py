@@ -83,18 +83,18 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     runs = json.loads(out.read_text(encoding="utf-8"))
     assert [r["seed"] for r in runs] == [0, 1]
+    mix_file = tmp_path / "w" / "data" / "train_vqa.relations-replay0.5.jsonl"
+    mix = [json.loads(line) for line in mix_file.read_text(encoding="utf-8").splitlines()]
+    relations = sum(q["type"] == "relation" for q in mix)
+    assert relations == 48 * 2 and 48 < len(mix) - relations < 48 * 4  # 48 training scenes; half the rest
     for r in runs:
         assert r["align"]["images"] is True and r["text_only"]["images"] is False
         assert r["align"]["overall"]["n"] == r["text_only"]["overall"]["n"] > 0
         assert json.loads((tmp_path / "w" / f"seed{r['seed']}" / "result.json").read_text(encoding="utf-8")) == r
-        for model in ("align", "text_only"):  # scored after a relation-only pass, and before it
+        for model in ("align", "text_only"):  # scored after a relation pass, and before it
             passed = Path(r[model]["relation_pass"]["checkpoint"])
             assert passed.parent.name == f"{model}_relations" and r[model]["relation_pass"]["steps"] == 4
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
-            mix_file = tmp_path / "w" / "data" / "train_vqa.relations-replay0.5.jsonl"
-            mix = [json.loads(line) for line in mix_file.read_text(encoding="utf-8").splitlines()]
-            relations = sum(q["type"] == "relation" for q in mix)
-            assert relations == 48 * 2 and 48 < len(mix) - relations < 48 * 4  # 48 training scenes; half the rest
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
     meta = json.loads((tmp_path / "w" / "data" / "meta.json").read_text(encoding="utf-8"))

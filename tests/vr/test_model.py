@@ -104,6 +104,6 @@ def test_answers_are_generated_long_enough_for_the_longest_reference(parts: tupl
     reasoned = VRRecord("long", records[0].image, "파란 세모는 초록색 네모의 왼쪽에 있나요?", long_answer)
     assert answer_budget([*records, reasoned], tokenizer) == tokens + 8
     assert answer_budget(records[:3], tokenizer) < tokens
-    # An untrained model never emits EOS, so its answer is exactly the budget long.
+    # This untrained model does not stop at EOS here, so its answer runs to the budget.
     (answer,) = predict(model, tokenizer, KULLM, [reasoned], use_images=True)
     assert len(tokenizer(answer.answer, add_special_tokens=False)["input_ids"]) >= tokens

@@ -5,7 +5,7 @@
     python bench/bench_vr.py --seeds 0-5 --parallel 12                    # a 16-core machine
     python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
         --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
-    ... --reasoned-relations --relation-steps 10000 --relation-replay 0.25 \
+    ... --reasoned-relations --relation-steps 20000 --relation-replay 0.25 --relation-eval 2000 \
         --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
@@ -117,11 +117,15 @@ def main() -> int:
                         help="then this many steps on the relation questions, both models (default 0)")
     parser.add_argument("--relation-replay", type=float, default=0.0, metavar="SHARE",
                         help="keep this share (0-1) of the other types' questions in that pass (default 0)")
+    parser.add_argument("--relation-eval", type=int, default=0, metavar="N",
+                        help="also score N held-out relation questions, by form (default 0: none)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for both stages of every run, as `kovr finetune-vr --set`")
     args = parser.parse_args()
     if not 0 <= args.relation_replay <= 1:
         parser.error("--relation-replay is a share between 0 and 1")
+    if args.relation_eval < 0:
+        parser.error("--relation-eval is a number of questions (0: none)")
     from dataclasses import replace
 
     from finetune.vr.cli import parse_type_counts
@@ -131,7 +135,7 @@ def main() -> int:
     size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
                    train_questions=tuple(parse_type_counts(args.train_questions).items()),
                    reasoned=args.reasoned_relations, relation_steps=args.relation_steps,
-                   relation_replay=args.relation_replay)
+                   relation_replay=args.relation_replay, relation_eval=args.relation_eval)
     seeds = parse_seeds(args.seeds)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vr-"))
     started = time.perf_counter()
@@ -163,44 +167,51 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
     # test whether the answer is written as a name at all (docs/BENCHMARKS.md).
     relation_forms = {t.id for t in TEMPLATES if t.type == "relation"}
     forms = sorted(relation_forms & first.get("by_template_id", {}).keys())
-    keys = ([("by_type", k) for k in first["by_type"]] + [("by_template_id", k) for k in forms]
-            + [("by_template", k) for k in first["by_template"]])
-    label = {("by_template", k): f"template {k}" for k in first["by_template"]}
-    label |= {("by_template_id", k): f"&nbsp;&nbsp;relation form {k}" for k in forms}
+    rel_forms = sorted(relation_forms & first.get("relation_test", {}).get("by_template_id", {}).keys())
+    rows: list[tuple[tuple[str, ...], str]] = (
+        [(("by_type", k), k) for k in first["by_type"]]
+        + [(("by_template_id", k), f"&nbsp;&nbsp;relation form {k}") for k in forms]
+        + [(("by_template", k), f"template {k}") for k in first["by_template"]]
+        + [(("relation_test", "by_template_id", k), f"relation test, form {k}") for k in rel_forms])
     for r in runs:
         print(f"\nseed {r['seed']}")
-        rows = ["| question type | align model | text-only baseline |", "|---|---:|---:|"]
-        for section, key in keys:
-            n = r["align"][section][key]["n"]
-            rows.append(f"| {label.get((section, key), key)} (n={n}) | {_acc(r, 'align', section, key):.1%} | "
-                        f"{_acc(r, 'text_only', section, key):.1%} |")
-        rows.append(f"| **overall** | {r['align']['overall']['accuracy']:.1%} | "
-                    f"{r['text_only']['overall']['accuracy']:.1%} |")
-        print("\n".join(rows))
+        lines = ["| question type | align model | text-only baseline |", "|---|---:|---:|"]
+        for path, label in rows:
+            n = _node(r["align"], path)["n"]
+            lines.append(f"| {label} (n={n}) | {_acc(r, 'align', path):.1%} | {_acc(r, 'text_only', path):.1%} |")
+        lines.append(f"| **overall** | {r['align']['overall']['accuracy']:.1%} | "
+                     f"{r['text_only']['overall']['accuracy']:.1%} |")
+        print("\n".join(lines))
         if "before_relation_pass" in r["align"]:
             before = {m: r[m]["before_relation_pass"] for m in ("align", "text_only")}
             print(f"before the {r['align']['relation_pass']['steps']}-step relation pass: relation "
                   f"{before['align']['by_type']['relation']['accuracy']:.1%} / "
                   f"{before['text_only']['by_type']['relation']['accuracy']:.1%}, overall "
-                  f"{before['align']['overall']['accuracy']:.1%} / {before['text_only']['overall']['accuracy']:.1%}")
+                  f"{before['align']['overall']['accuracy']:.1%} / {before['text_only']['overall']['accuracy']:.1%}"
+                  + "".join(f", {k} {_acc(r, 'align', ('before_relation_pass', 'relation_test', 'by_template_id', k)):.1%}"
+                            f" / {_acc(r, 'text_only', ('before_relation_pass', 'relation_test', 'by_template_id', k)):.1%}"
+                            for k in rel_forms))
     if len(runs) > 1:
         print(f"\nmean over {len(runs)} seeds (min-max)")
         print("| question type | align model | text-only baseline | align above baseline (seeds) |")
         print("|---|---:|---:|---:|")
-        for section, key in [*keys, ("overall", None)]:
-            print(f"| {label.get((section, key), key or '**overall**')} | {_spread(runs, 'align', section, key)} | "
-                  f"{_spread(runs, 'text_only', section, key)} | "
-                  f"{sum(_acc(r, 'align', section, key) > _acc(r, 'text_only', section, key) for r in runs)}"
-                  f"/{len(runs)} |")
+        for path, label in [*rows, (("overall",), "**overall**")]:
+            print(f"| {label} | {_spread(runs, 'align', path)} | {_spread(runs, 'text_only', path)} | "
+                  f"{sum(_acc(r, 'align', path) > _acc(r, 'text_only', path) for r in runs)}/{len(runs)} |")
 
 
-def _acc(run: dict[str, Any], model: str, section: str, key: str | None) -> float:
-    node = run[model][section] if key is None else run[model][section][key]
-    return float(node["accuracy"])
+def _node(result: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for part in path:
+        result = result[part]
+    return result
 
 
-def _spread(runs: list[dict[str, Any]], model: str, section: str, key: str | None) -> str:
-    values = [_acc(r, model, section, key) for r in runs]
+def _acc(run: dict[str, Any], model: str, path: tuple[str, ...]) -> float:
+    return float(_node(run[model], path)["accuracy"])
+
+
+def _spread(runs: list[dict[str, Any]], model: str, path: tuple[str, ...]) -> str:
+    values = [_acc(r, model, path) for r in runs]
     return f"{mean(values):.1%} ({min(values):.1%}-{max(values):.1%})"
 
 

@@ -77,6 +77,7 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
          "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4", "--relation-replay", "0.5",
+         "--relation-eval", "20",
          "--workdir", str(tmp_path / "w"), "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
@@ -97,9 +98,13 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
+            for scored in (r[model], r[model]["before_relation_pass"]):  # 20 held-out relations, by form
+                assert scored["relation_test"]["by_type"].keys() == {"relation"}
+                assert scored["relation_test"]["overall"]["n"] == 20
     meta = json.loads((tmp_path / "w" / "data" / "meta.json").read_text(encoding="utf-8"))
     assert meta["train_questions_per_scene"]["relation"] == 2
     assert "mean over 2 seeds" in done.stdout and "before the 4-step relation pass: relation" in done.stdout
+    assert "| relation test, form rel_" in done.stdout
 
 
 def _score(accuracy: float, n: int = 40) -> dict[str, float]:
@@ -112,10 +117,16 @@ def test_tables_split_relations_by_the_form_of_the_question(capsys: pytest.Captu
                 "by_template": {"seen": _score(0.5, 80)},
                 "by_template_id": {"rel_3": _score(rel_3), "rel_1": _score(rel_1), "colour_1": _score(0.9)}}
 
-    print_tables([{"seed": 0, "align": result(0.55, 0.75), "text_only": result(0.5, 0.25)},
-                  {"seed": 1, "align": result(0.45, 0.5), "text_only": result(0.5, 0.5)}])
+    runs = [{"seed": 0, "align": result(0.55, 0.75), "text_only": result(0.5, 0.25)},
+            {"seed": 1, "align": result(0.45, 0.5), "text_only": result(0.5, 0.5)}]
+    for run in runs:  # scored on a relation test as well (--relation-eval)
+        for model in ("align", "text_only"):
+            run[model]["relation_test"] = {"by_template_id": {"rel_2": _score(0.6 if model == "align" else 0.5, 400)}}
+    print_tables(runs)
     out = capsys.readouterr().out
     assert "| &nbsp;&nbsp;relation form rel_1 (n=40) | 55.0% | 50.0% |" in out
     assert out.index("relation form rel_1") < out.index("relation form rel_3") < out.index("template seen")
     assert "colour_1" not in out
     assert "| &nbsp;&nbsp;relation form rel_3 | 62.5% (50.0%-75.0%) | 37.5% (25.0%-50.0%) | 1/2 |" in out
+    assert "| relation test, form rel_2 (n=400) | 60.0% | 50.0% |" in out
+    assert "| relation test, form rel_2 | 60.0% (60.0%-60.0%) | 50.0% (50.0%-50.0%) | 2/2 |" in out

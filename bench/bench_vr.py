@@ -184,13 +184,11 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
         print("\n".join(lines))
         if "before_relation_pass" in r["align"]:
             before = {m: r[m]["before_relation_pass"] for m in ("align", "text_only")}
-            print(f"before the {r['align']['relation_pass']['steps']}-step relation pass: relation "
-                  f"{before['align']['by_type']['relation']['accuracy']:.1%} / "
-                  f"{before['text_only']['by_type']['relation']['accuracy']:.1%}, overall "
-                  f"{before['align']['overall']['accuracy']:.1%} / {before['text_only']['overall']['accuracy']:.1%}"
-                  + "".join(f", {k} {_acc(r, 'align', ('before_relation_pass', 'relation_test', 'by_template_id', k)):.1%}"
-                            f" / {_acc(r, 'text_only', ('before_relation_pass', 'relation_test', 'by_template_id', k)):.1%}"
-                            for k in rel_forms))
+            scores = [("relation", ("by_type", "relation")), ("overall", ("overall",))]
+            scores += [(k, ("relation_test", "by_template_id", k)) for k in rel_forms]
+            print(f"before the {r['align']['relation_pass']['steps']}-step relation pass: " + ", ".join(
+                f"{name} {_node(before['align'], path)['accuracy']:.1%} / {_node(before['text_only'], path)['accuracy']:.1%}"
+                for name, path in scores))
     if len(runs) > 1:
         print(f"\nmean over {len(runs)} seeds (min-max)")
         print("| question type | align model | text-only baseline | align above baseline (seeds) |")

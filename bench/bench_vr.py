@@ -5,8 +5,8 @@
     python bench/bench_vr.py --seeds 0-5 --parallel 12                    # a 16-core machine
     python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
         --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
-    ... --reasoned-relations --relation-steps 20000 --relation-replay 0.25 --relation-eval 2000 \
-        --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
+    ... --reasoned-relations --reasons-in-pass --relation-steps 20000 --relation-replay 0.25 \
+        --relation-eval 2000 --set language_model.tiny.parallel_residual=false  # yes/no relations
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image
@@ -113,6 +113,9 @@ def main() -> int:
                         help="questions of these types per training scene, as `kovr vr-data` (default 1 each)")
     parser.add_argument("--reasoned-relations", action="store_true",
                         help="yes/no relation answers name the further object first, as `kovr vr-data`")
+    parser.add_argument("--reasons-in-pass", action="store_true",
+                        help="with --reasoned-relations: stage 2 trains on the verdicts alone, the relation "
+                             "pass on the reasons")
     parser.add_argument("--relation-steps", type=int, default=0,
                         help="then this many steps on the relation questions, both models (default 0)")
     parser.add_argument("--relation-replay", type=float, default=0.0, metavar="SHARE",
@@ -126,6 +129,8 @@ def main() -> int:
         parser.error("--relation-replay is a share between 0 and 1")
     if args.relation_eval < 0:
         parser.error("--relation-eval is a number of questions (0: none)")
+    if args.reasons_in_pass and not (args.reasoned_relations and args.relation_steps):
+        parser.error("--reasons-in-pass needs --reasoned-relations and --relation-steps")
     from dataclasses import replace
 
     from finetune.vr.cli import parse_type_counts
@@ -134,7 +139,8 @@ def main() -> int:
     size = ProofSize()
     size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
                    train_questions=tuple(parse_type_counts(args.train_questions).items()),
-                   reasoned=args.reasoned_relations, relation_steps=args.relation_steps,
+                   reasoned=args.reasoned_relations, reasons_in_pass=args.reasons_in_pass,
+                   relation_steps=args.relation_steps,
                    relation_replay=args.relation_replay, relation_eval=args.relation_eval)
     seeds = parse_seeds(args.seeds)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vr-"))

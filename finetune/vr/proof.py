@@ -6,7 +6,8 @@ off, same records, steps and seed) -> accuracy by question type on held-out scen
 ``relation_steps`` each stage-2 model then trains on the relation questions (and a
 ``relation_replay`` share of the others) for that many steps (a second stage-2 pass, the same for
 both) before it is scored: mixed with the other types, yes/no relations stayed at chance, and a
-pass on relations is what moved them (docs/BENCHMARKS.md, "The reason first").
+pass on relations is what moved them (docs/BENCHMARKS.md, "The reason first"). With
+``reasons_in_pass`` stage 2 sees the verdicts alone and the pass adds the reasons.
 """
 
 from __future__ import annotations
@@ -35,12 +36,20 @@ class ProofSize:
     types: tuple[str, ...] = ()  # only these question types in stage 2 and eval (empty: all)
     train_questions: tuple[tuple[str, int], ...] = ()  # (type, questions per training scene) overrides
     reasoned: bool = False  # yes/no relation answers with their reason first (questions.ask)
+    # With ``reasoned``: stage 2 trains on the verdicts alone and only the relation pass on the
+    # reasons; stage 2 with reasons had them at chance, and a pass from a verdict-only model read
+    # them (docs/BENCHMARKS.md, "Reasons in the pass only").
+    reasons_in_pass: bool = False
     relation_steps: int = 0  # a stage-2 pass on relation questions after stage 2 (0: none)
     relation_learning_rate: float = 1e-3
     relation_replay: float = 0.0  # share of the other types' training questions kept in that pass
     # Also score this many held-out relation questions: the all-type test holds ~40 per relation
     # form, too few to tell a yes/no form (chance 50%) from chance.
     relation_eval: int = 0
+
+    def __post_init__(self) -> None:
+        if self.reasons_in_pass and not (self.reasoned and self.relation_steps):
+            raise ValueError("reasons in the relation pass only: needs reasoned answers and a relation pass")
 
 
 def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> dict[str, Any]:
@@ -65,6 +74,8 @@ def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -
     data = make_set(workdir / "data", size)
     for split in ("train", "test"):  # written here, once, so stage-2 runs in parallel only read them
         _only(data, split, size.types)
+    if size.reasons_in_pass:
+        _verdicts(_only(data, "train", size.types, write=False))
     if size.relation_steps:
         _relation_mix(data, size.relation_replay)
     if size.relation_eval:
@@ -80,6 +91,8 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
     """Stage 2 with or without the image prefix, then accuracy on held-out scenes: (result, table)."""
     data = workdir / "data"
     train_vqa, test_vqa = (_only(data, split, size.types, write=False) for split in ("train", "test"))
+    if size.reasons_in_pass:
+        train_vqa = _verdicts(train_vqa, write=False)
     name = "align" if images else "text_only"
     cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
         f"init_from={stage1}", f"run.output_dir={workdir / name}", f"train.max_steps={size.stage2_steps}",
@@ -161,6 +174,20 @@ def _only(data: Path, split: str, types: tuple[str, ...], *, write: bool = True)
         return target
     _write_lines(target, [line for line in source.read_text(encoding="utf-8").splitlines()
                           if json.loads(line)["type"] in types])
+    return target
+
+
+def _verdicts(source: Path, *, write: bool = True) -> Path:
+    """A copy of a VQA file whose reasoned answers keep their verdict alone (made when `write`)."""
+    import json
+
+    from finetune.vr.questions import final_answer
+
+    target = source.with_name(f"{source.stem}.verdicts.jsonl")
+    if not write:
+        return target
+    records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
+    _write_lines(target, [json.dumps({**r, "answer": final_answer(r["answer"])}, ensure_ascii=False) for r in records])
     return target
 
 

@@ -18,6 +18,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_vr import parse_seeds, print_tables
 
+from finetune.vr.proof import ProofSize, _verdicts
+from finetune.vr.questions import REASON_JOINER
+
 
 def test_gpu_configs_name_pretrained_models_and_train_the_llava_way() -> None:
     s1 = load_config(VRConfig, CONFIGS / "polyglot_ko_1.3b_stage1.yaml")
@@ -77,7 +80,7 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
          "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4", "--relation-replay", "0.5",
-         "--relation-eval", "20",
+         "--relation-eval", "20", "--reasoned-relations", "--reasons-in-pass",
          "--workdir", str(tmp_path / "w"), "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
@@ -88,6 +91,10 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     mix = [json.loads(line) for line in mix_file.read_text(encoding="utf-8").splitlines()]
     relations = sum(q["type"] == "relation" for q in mix)
     assert relations == 48 * 2 and 48 < len(mix) - relations < 48 * 4  # 48 training scenes; half the rest
+    # Stage 2 saw the verdicts alone; the relation pass sees the reasons.
+    verdicts = (tmp_path / "w" / "data" / "train_vqa.verdicts.jsonl").read_text(encoding="utf-8")
+    assert REASON_JOINER not in verdicts and sum(REASON_JOINER in q["answer"] for q in mix) > 20
+    assert len(verdicts.splitlines()) == len((tmp_path / "w" / "data" / "train_vqa.jsonl").read_text(encoding="utf-8").splitlines())
     for r in runs:
         assert r["align"]["images"] is True and r["text_only"]["images"] is False
         assert r["align"]["overall"]["n"] == r["text_only"]["overall"]["n"] > 0
@@ -98,6 +105,8 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
+            stage2 = json.loads((tmp_path / "w" / f"seed{r['seed']}" / model / "align" / "vr_run.json").read_text(encoding="utf-8"))
+            assert stage2["data"]["vqa"] == len(verdicts.splitlines())
             for scored in (r[model], r[model]["before_relation_pass"]):  # 20 held-out relations, by form
                 assert scored["relation_test"]["by_type"].keys() == {"relation"}
                 assert scored["relation_test"]["overall"]["n"] == 20
@@ -105,6 +114,28 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     assert meta["train_questions_per_scene"]["relation"] == 2
     assert "mean over 2 seeds" in done.stdout and "before the 4-step relation pass: relation" in done.stdout
     assert "| relation test, form rel_" in done.stdout
+
+
+def test_verdicts_drop_the_reasons_and_keep_everything_else(tmp_path: Path) -> None:
+    records = [{"id": "a", "question": "빨간 별은 파란 세모의 왼쪽에 있나요?", "answer": "파란 세모가 더 왼쪽에 있으므로 아니요",
+                "type": "relation"},
+               {"id": "b", "question": "세모는 무슨 색인가요?", "answer": "파란색", "type": "colour"}]
+    source = tmp_path / "train_vqa.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    target = _verdicts(source)
+    assert target == _verdicts(source, write=False) == tmp_path / "train_vqa.verdicts.jsonl"
+    written = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert written == [{**records[0], "answer": "아니요"}, records[1]]
+
+
+@pytest.mark.parametrize("size", [{"reasons_in_pass": True, "relation_steps": 10},
+                                  {"reasons_in_pass": True, "reasoned": True}])
+def test_reasons_in_the_pass_need_reasons_and_a_pass(size: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="reasons in the relation pass only"):
+        ProofSize(**size)  # type: ignore[arg-type]
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--reasons-in-pass", "--relation-steps", "5"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "--reasons-in-pass needs --reasoned-relations" in done.stderr
 
 
 def _score(accuracy: float, n: int = 40) -> dict[str, float]:

@@ -5,8 +5,9 @@
     python bench/bench_vr.py --seeds 0-5 --parallel 12                    # a 16-core machine
     python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
         --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
-    ... --reasoned-relations --reasons-in-pass --relation-steps 20000 --relation-replay 0.25 \
-        --relation-eval 2000 --set language_model.tiny.parallel_residual=false  # yes/no relations
+    ... --reasoned-relations --relation-steps 20000 --relation-replay 0.25 --relation-eval 2000 \
+        --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
+    ... --reasons-in-pass  # stage 2 on verdicts alone, reasons only in the pass (one seed of two)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image

@@ -38,7 +38,7 @@ class ProofSize:
     reasoned: bool = False  # yes/no relation answers with their reason first (questions.ask)
     # With ``reasoned``: stage 2 trains on the verdicts alone and only the relation pass on the
     # reasons; stage 2 with reasons had them at chance, and a pass from a verdict-only model read
-    # them (docs/BENCHMARKS.md, "Reasons in the pass only").
+    # them where that model already answered "which one" (docs/BENCHMARKS.md, "Reasons in the pass only").
     reasons_in_pass: bool = False
     relation_steps: int = 0  # a stage-2 pass on relation questions after stage 2 (0: none)
     relation_learning_rate: float = 1e-3

@@ -92,7 +92,8 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     relations = sum(q["type"] == "relation" for q in mix)
     assert relations == 48 * 2 and 48 < len(mix) - relations < 48 * 4  # 48 training scenes; half the rest
     # Stage 2 saw the verdicts alone; the relation pass sees the reasons.
-    verdicts = (tmp_path / "w" / "data" / "train_vqa.verdicts.jsonl").read_text(encoding="utf-8")
+    verdicts_file = tmp_path / "w" / "data" / "train_vqa.verdicts.jsonl"
+    verdicts = verdicts_file.read_text(encoding="utf-8")
     assert REASON_JOINER not in verdicts and sum(REASON_JOINER in q["answer"] for q in mix) > 20
     assert len(verdicts.splitlines()) == len((tmp_path / "w" / "data" / "train_vqa.jsonl").read_text(encoding="utf-8").splitlines())
     for r in runs:
@@ -105,8 +106,12 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
-            stage2 = json.loads((tmp_path / "w" / f"seed{r['seed']}" / model / "align" / "vr_run.json").read_text(encoding="utf-8"))
+            stage2_dir = tmp_path / "w" / f"seed{r['seed']}" / model
+            stage2 = json.loads((stage2_dir / "align" / "vr_run.json").read_text(encoding="utf-8"))
             assert stage2["data"]["vqa"] == len(verdicts.splitlines())
+            # the same count as the reasoned file: the run's own config names which one it read
+            read = load_config(VRConfig, stage2_dir / "config.yaml").data.vqa
+            assert [Path(v).resolve() for v in read] == [verdicts_file.resolve()]
             for scored in (r[model], r[model]["before_relation_pass"]):  # 20 held-out relations, by form
                 assert scored["relation_test"]["by_type"].keys() == {"relation"}
                 assert scored["relation_test"]["overall"]["n"] == 20

@@ -8,6 +8,7 @@
     ... --reasoned-relations --relation-steps 20000 --relation-replay 0.25 --relation-eval 2000 \
         --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
     ... --reasons-in-pass  # stage 2 on verdicts alone, reasons only in the pass (one seed of two)
+    ... --yes-no-in-pass  # stage 2 without yes/no relations, the pass brings them (one seed of two)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image
@@ -117,6 +118,9 @@ def main() -> int:
     parser.add_argument("--reasons-in-pass", action="store_true",
                         help="with --reasoned-relations: stage 2 trains on the verdicts alone, the relation "
                              "pass on the reasons")
+    parser.add_argument("--yes-no-in-pass", action="store_true",
+                        help="with --reasoned-relations: stage 2 trains without the yes/no relation questions, "
+                             "the relation pass has them, reasons first")
     parser.add_argument("--relation-steps", type=int, default=0,
                         help="then this many steps on the relation questions, both models (default 0)")
     parser.add_argument("--relation-replay", type=float, default=0.0, metavar="SHARE",
@@ -132,6 +136,10 @@ def main() -> int:
         parser.error("--relation-eval is a number of questions (0: none)")
     if args.reasons_in_pass and not (args.reasoned_relations and args.relation_steps):
         parser.error("--reasons-in-pass needs --reasoned-relations and --relation-steps")
+    if args.yes_no_in_pass and not (args.reasoned_relations and args.relation_steps):
+        parser.error("--yes-no-in-pass needs --reasoned-relations and --relation-steps")
+    if args.yes_no_in_pass and args.reasons_in_pass:
+        parser.error("--yes-no-in-pass already keeps the reasons out of stage 2: drop --reasons-in-pass")
     from dataclasses import replace
 
     from finetune.vr.cli import parse_type_counts
@@ -141,6 +149,7 @@ def main() -> int:
     size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
                    train_questions=tuple(parse_type_counts(args.train_questions).items()),
                    reasoned=args.reasoned_relations, reasons_in_pass=args.reasons_in_pass,
+                   yes_no_in_pass=args.yes_no_in_pass,
                    relation_steps=args.relation_steps,
                    relation_replay=args.relation_replay, relation_eval=args.relation_eval)
     seeds = parse_seeds(args.seeds)

@@ -7,7 +7,9 @@ off, same records, steps and seed) -> accuracy by question type on held-out scen
 ``relation_replay`` share of the others) for that many steps (a second stage-2 pass, the same for
 both) before it is scored: mixed with the other types, yes/no relations stayed at chance, and a
 pass on relations is what moved them (docs/BENCHMARKS.md, "The reason first"). With
-``reasons_in_pass`` stage 2 sees the verdicts alone and the pass adds the reasons.
+``reasons_in_pass`` stage 2 sees the verdicts alone and the pass adds the reasons; with
+``yes_no_in_pass`` stage 2 sees no yes/no relation question at all and the pass brings them in,
+reasons first.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class ProofSize:
     # reasons; stage 2 with reasons had them at chance, and a pass from a verdict-only model read
     # them where that model already answered "which one" (docs/BENCHMARKS.md, "Reasons in the pass only").
     reasons_in_pass: bool = False
+    # With ``reasoned``: stage 2 trains without the yes/no relation questions, whose verdicts carry
+    # no first-order signal before "which one" is learned, and only the pass has them, with reasons
+    # (docs/BENCHMARKS.md, "Yes/no relations in the pass only").
+    yes_no_in_pass: bool = False
     relation_steps: int = 0  # a stage-2 pass on relation questions after stage 2 (0: none)
     relation_learning_rate: float = 1e-3
     relation_replay: float = 0.0  # share of the other types' training questions kept in that pass
@@ -48,8 +54,11 @@ class ProofSize:
     relation_eval: int = 0
 
     def __post_init__(self) -> None:
-        if self.reasons_in_pass and not (self.reasoned and self.relation_steps):
-            raise ValueError("reasons in the relation pass only: needs reasoned answers and a relation pass")
+        if (self.reasons_in_pass or self.yes_no_in_pass) and not (self.reasoned and self.relation_steps):
+            raise ValueError("reasons or yes/no relations in the relation pass only: needs reasoned answers "
+                             "and a relation pass")
+        if self.reasons_in_pass and self.yes_no_in_pass:
+            raise ValueError("yes/no relations in the pass only already keeps their reasons out of stage 2")
 
 
 def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> dict[str, Any]:
@@ -76,6 +85,8 @@ def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -
         _only(data, split, size.types)
     if size.reasons_in_pass:
         _verdicts(_only(data, "train", size.types, write=False))
+    if size.yes_no_in_pass:
+        _without_yes_no(_only(data, "train", size.types, write=False))
     if size.relation_steps:
         _relation_mix(data, size.relation_replay)
     if size.relation_eval:
@@ -93,6 +104,8 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
     train_vqa, test_vqa = (_only(data, split, size.types, write=False) for split in ("train", "test"))
     if size.reasons_in_pass:
         train_vqa = _verdicts(train_vqa, write=False)
+    if size.yes_no_in_pass:
+        train_vqa = _without_yes_no(train_vqa, write=False)
     name = "align" if images else "text_only"
     cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
         f"init_from={stage1}", f"run.output_dir={workdir / name}", f"train.max_steps={size.stage2_steps}",
@@ -188,6 +201,24 @@ def _verdicts(source: Path, *, write: bool = True) -> Path:
         return target
     records = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
     _write_lines(target, [json.dumps({**r, "answer": final_answer(r["answer"])}, ensure_ascii=False) for r in records])
+    return target
+
+
+def _without_yes_no(source: Path, *, write: bool = True) -> Path:
+    """A copy of a VQA file without its yes/no relation questions (made when `write`)."""
+    import json
+
+    from finetune.vr.questions import NO, YES, final_answer
+
+    target = source.with_name(f"{source.stem}.no-yes-no.jsonl")
+    if not write:
+        return target
+
+    def kept(line: str) -> bool:
+        record = json.loads(line)
+        return not (record["type"] == "relation" and final_answer(record["answer"]) in (YES, NO))
+
+    _write_lines(target, [line for line in source.read_text(encoding="utf-8").splitlines() if kept(line)])
     return target
 
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_vr import parse_seeds, print_tables
 
-from finetune.vr.proof import ProofSize, _verdicts
-from finetune.vr.questions import REASON_JOINER
+from finetune.vr.proof import ProofSize, _verdicts, _without_yes_no
+from finetune.vr.questions import NO, REASON_JOINER, YES
 
 
 def test_gpu_configs_name_pretrained_models_and_train_the_llava_way() -> None:
@@ -75,12 +75,15 @@ def test_bad_seed_lists_are_refused(text: str) -> None:
 
 
 @pytest.mark.slow
-def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("recipe", "stage2_file"), [("--reasons-in-pass", "train_vqa.verdicts.jsonl"),
+                                                     ("--yes-no-in-pass", "train_vqa.no-yes-no.jsonl")])
+def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_path: Path, recipe: str,
+                                                                          stage2_file: str) -> None:
     out = tmp_path / "seeds.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
          "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4", "--relation-replay", "0.5",
-         "--relation-eval", "20", "--reasoned-relations", "--reasons-in-pass",
+         "--relation-eval", "20", "--reasoned-relations", recipe,
          "--workdir", str(tmp_path / "w"), "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
@@ -91,11 +94,18 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     mix = [json.loads(line) for line in mix_file.read_text(encoding="utf-8").splitlines()]
     relations = sum(q["type"] == "relation" for q in mix)
     assert relations == 48 * 2 and 48 < len(mix) - relations < 48 * 4  # 48 training scenes; half the rest
-    # Stage 2 saw the verdicts alone; the relation pass sees the reasons.
-    verdicts_file = tmp_path / "w" / "data" / "train_vqa.verdicts.jsonl"
-    verdicts = verdicts_file.read_text(encoding="utf-8")
-    assert REASON_JOINER not in verdicts and sum(REASON_JOINER in q["answer"] for q in mix) > 20
-    assert len(verdicts.splitlines()) == len((tmp_path / "w" / "data" / "train_vqa.jsonl").read_text(encoding="utf-8").splitlines())
+    # Stage 2 saw no reason (the verdicts alone, or no yes/no relation at all); the relation pass sees them.
+    stage2_path = tmp_path / "w" / "data" / stage2_file
+    stage2_records = [json.loads(line) for line in stage2_path.read_text(encoding="utf-8").splitlines()]
+    assert not any(REASON_JOINER in q["answer"] for q in stage2_records)
+    assert sum(REASON_JOINER in q["answer"] for q in mix) > 20
+    train_count = len((tmp_path / "w" / "data" / "train_vqa.jsonl").read_text(encoding="utf-8").splitlines())
+    if recipe == "--reasons-in-pass":
+        assert len(stage2_records) == train_count
+    else:  # "which one" relations stay; yes/no ones go
+        stage2_relations = [q["answer"] for q in stage2_records if q["type"] == "relation"]
+        assert stage2_relations and not {YES, NO} & set(stage2_relations)
+        assert len(stage2_records) == train_count - sum(q["type"] == "relation" for q in mix) + len(stage2_relations)
     for r in runs:
         assert r["align"]["images"] is True and r["text_only"]["images"] is False
         assert r["align"]["overall"]["n"] == r["text_only"]["overall"]["n"] > 0
@@ -108,10 +118,10 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
             stage2_dir = tmp_path / "w" / f"seed{r['seed']}" / model
             stage2 = json.loads((stage2_dir / "align" / "vr_run.json").read_text(encoding="utf-8"))
-            assert stage2["data"]["vqa"] == len(verdicts.splitlines())
-            # the same count as the reasoned file: the run's own config names which one it read
+            assert stage2["data"]["vqa"] == len(stage2_records)
+            # the verdicts file has the reasoned file's count: the run's own config names which one it read
             read = load_config(VRConfig, stage2_dir / "config.yaml").data.vqa
-            assert [Path(v).resolve() for v in read] == [verdicts_file.resolve()]
+            assert [Path(v).resolve() for v in read] == [stage2_path.resolve()]
             for scored in (r[model], r[model]["before_relation_pass"]):  # 20 held-out relations, by form
                 assert scored["relation_test"]["by_type"].keys() == {"relation"}
                 assert scored["relation_test"]["overall"]["n"] == 20
@@ -133,14 +143,35 @@ def test_verdicts_drop_the_reasons_and_keep_everything_else(tmp_path: Path) -> N
     assert written == [{**records[0], "answer": "아니요"}, records[1]]
 
 
-@pytest.mark.parametrize("size", [{"reasons_in_pass": True, "relation_steps": 10},
-                                  {"reasons_in_pass": True, "reasoned": True}])
-def test_reasons_in_the_pass_need_reasons_and_a_pass(size: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="reasons in the relation pass only"):
-        ProofSize(**size)  # type: ignore[arg-type]
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--reasons-in-pass", "--relation-steps", "5"],
+def test_without_yes_no_keeps_which_one_and_the_other_types(tmp_path: Path) -> None:
+    records = [{"id": "a", "answer": "파란 세모가 더 왼쪽에 있으므로 아니요", "type": "relation"},
+               {"id": "b", "answer": "예", "type": "relation"},
+               {"id": "c", "answer": "파란 세모", "type": "relation"},
+               {"id": "d", "answer": "예", "type": "existence"}]
+    source = tmp_path / "train_vqa.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    target = _without_yes_no(source)
+    assert target == _without_yes_no(source, write=False) == tmp_path / "train_vqa.no-yes-no.jsonl"
+    assert [json.loads(line)["id"] for line in target.read_text(encoding="utf-8").splitlines()] == ["c", "d"]
+
+
+@pytest.mark.parametrize("flag", ["reasons_in_pass", "yes_no_in_pass"])
+@pytest.mark.parametrize("size", [{"relation_steps": 10}, {"reasoned": True}])
+def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="in the relation pass only: needs reasoned answers and a relation pass"):
+        ProofSize(**size, **{flag: True})  # type: ignore[arg-type]
+    option = "--" + flag.replace("_", "-")
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), option, "--relation-steps", "5"],
                           capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 2 and "--reasons-in-pass needs --reasoned-relations" in done.stderr
+    assert done.returncode == 2 and f"{option} needs --reasoned-relations" in done.stderr
+
+
+def test_the_two_pass_only_recipes_are_refused_together() -> None:
+    with pytest.raises(ValueError, match="already keeps their reasons out"):
+        ProofSize(reasoned=True, relation_steps=10, reasons_in_pass=True, yes_no_in_pass=True)
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--reasoned-relations", "--relation-steps",
+                           "5", "--reasons-in-pass", "--yes-no-in-pass"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "drop --reasons-in-pass" in done.stderr
 
 
 def _score(accuracy: float, n: int = 40) -> dict[str, float]:

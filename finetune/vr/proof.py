@@ -55,10 +55,12 @@ class ProofSize:
 
     def __post_init__(self) -> None:
         if (self.reasons_in_pass or self.yes_no_in_pass) and not (self.reasoned and self.relation_steps):
-            raise ValueError("reasons or yes/no relations in the relation pass only: needs reasoned answers "
-                             "and a relation pass")
+            raise ValueError("reasons or yes/no relations in the relation pass only (--reasons-in-pass, "
+                             "--yes-no-in-pass) need reasoned answers (--reasoned-relations) and a relation pass "
+                             "(--relation-steps)")
         if self.reasons_in_pass and self.yes_no_in_pass:
-            raise ValueError("yes/no relations in the pass only already keeps their reasons out of stage 2")
+            raise ValueError("yes/no relations in the pass only (--yes-no-in-pass) already keep their reasons out "
+                             "of stage 2: drop --reasons-in-pass")
 
 
 def run_proof(workdir: Path, size: ProofSize, extra: list[str] | None = None) -> dict[str, Any]:

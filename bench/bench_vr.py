@@ -8,7 +8,7 @@
     ... --reasoned-relations --relation-steps 20000 --relation-replay 0.25 --relation-eval 2000 \
         --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
     ... --reasons-in-pass  # stage 2 on verdicts alone, reasons only in the pass (one seed of two)
-    ... --yes-no-in-pass  # stage 2 without yes/no relations, the pass brings them (one seed of two)
+    ... --yes-no-in-pass  # stage 2 without yes/no relations, the pass brings them (clearly in one seed of three)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image

@@ -166,6 +166,12 @@ def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str
     assert done.returncode == 2 and "need reasoned answers (--reasoned-relations)" in done.stderr
 
 
+def test_a_bad_train_questions_is_a_usage_error() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--train-questions", "relation"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "write TYPE=N" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_the_two_pass_only_recipes_are_refused_together() -> None:
     with pytest.raises(ValueError, match="already keep their reasons out"):
         ProofSize(reasoned=True, relation_steps=10, reasons_in_pass=True, yes_no_in_pass=True)

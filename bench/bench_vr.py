@@ -9,6 +9,7 @@
         --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
     ... --reasons-in-pass  # stage 2 on verdicts alone, reasons only in the pass (one seed of two)
     ... --yes-no-in-pass  # stage 2 without yes/no relations, the pass brings them (clearly in one seed of three)
+    ... --yes-no-in-pass --relation-passes 2  # the pass twice (docs/BENCHMARKS.md, "A second relation pass")
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image
@@ -123,6 +124,8 @@ def main() -> int:
                              "the relation pass has them, reasons first")
     parser.add_argument("--relation-steps", type=int, default=0,
                         help="then this many steps on the relation questions, both models (default 0)")
+    parser.add_argument("--relation-passes", type=int, default=1, metavar="N",
+                        help="run that pass N times, each from the last, its schedule begun again (default 1)")
     parser.add_argument("--relation-replay", type=float, default=0.0, metavar="SHARE",
                         help="keep this share (0-1) of the other types' questions in that pass (default 0)")
     parser.add_argument("--relation-eval", type=int, default=0, metavar="N",
@@ -145,7 +148,7 @@ def main() -> int:
                        train_questions=tuple(parse_type_counts(args.train_questions).items()),
                        reasoned=args.reasoned_relations, reasons_in_pass=args.reasons_in_pass,
                        yes_no_in_pass=args.yes_no_in_pass,
-                       relation_steps=args.relation_steps,
+                       relation_steps=args.relation_steps, relation_passes=args.relation_passes,
                        relation_replay=args.relation_replay, relation_eval=args.relation_eval)
     except ValueError as error:
         parser.error(str(error))
@@ -199,7 +202,9 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
             before = {m: r[m]["before_relation_pass"] for m in ("align", "text_only")}
             scores = [("relation", ("by_type", "relation")), ("overall", ("overall",))]
             scores += [(k, ("relation_test", "by_template_id", k)) for k in rel_forms]
-            print(f"before the {r['align']['relation_pass']['steps']}-step relation pass: " + ", ".join(
+            done = r["align"]["relation_pass"]
+            passes = f" x {done['passes']}" if done.get("passes", 1) > 1 else ""
+            print(f"before the {done['steps']}-step relation pass{passes}: " + ", ".join(
                 f"{name} {_node(before['align'], path)['accuracy']:.1%} / {_node(before['text_only'], path)['accuracy']:.1%}"
                 for name, path in scores))
     if len(runs) > 1:

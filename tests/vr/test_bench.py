@@ -75,15 +75,15 @@ def test_bad_seed_lists_are_refused(text: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("recipe", "stage2_file"), [("--reasons-in-pass", "train_vqa.verdicts.jsonl"),
-                                                     ("--yes-no-in-pass", "train_vqa.no-yes-no.jsonl")])
+@pytest.mark.parametrize(("recipe", "stage2_file", "passes"), [("--reasons-in-pass", "train_vqa.verdicts.jsonl", 1),
+                                                               ("--yes-no-in-pass", "train_vqa.no-yes-no.jsonl", 2)])
 def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_path: Path, recipe: str,
-                                                                          stage2_file: str) -> None:
+                                                                          stage2_file: str, passes: int) -> None:
     out = tmp_path / "seeds.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
          "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4", "--relation-replay", "0.5",
-         "--relation-eval", "20", "--reasoned-relations", recipe,
+         "--relation-eval", "20", "--reasoned-relations", recipe, "--relation-passes", str(passes),
          "--workdir", str(tmp_path / "w"), "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
@@ -112,7 +112,11 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
         assert json.loads((tmp_path / "w" / f"seed{r['seed']}" / "result.json").read_text(encoding="utf-8")) == r
         for model in ("align", "text_only"):  # scored after a relation pass, and before it
             passed = Path(r[model]["relation_pass"]["checkpoint"])
-            assert passed.parent.name == f"{model}_relations" and r[model]["relation_pass"]["steps"] == 4
+            assert passed.parent.name == f"{model}_relations{passes if passes > 1 else ''}"
+            assert r[model]["relation_pass"]["steps"] == 4 and r[model]["relation_pass"]["passes"] == passes
+            if passes > 1:  # the second pass continues from the first
+                assert Path(load_config(VRConfig, passed.parent / "config.yaml").init_from) == \
+                    passed.parent.parent / f"{model}_relations" / "align"
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
@@ -127,7 +131,8 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
                 assert scored["relation_test"]["overall"]["n"] == 20
     meta = json.loads((tmp_path / "w" / "data" / "meta.json").read_text(encoding="utf-8"))
     assert meta["train_questions_per_scene"]["relation"] == 2
-    assert "mean over 2 seeds" in done.stdout and "before the 4-step relation pass: relation" in done.stdout
+    twice = " x 2" if passes > 1 else ""
+    assert "mean over 2 seeds" in done.stdout and f"before the 4-step relation pass{twice}: relation" in done.stdout
     assert "| relation test, form rel_" in done.stdout
 
 
@@ -164,6 +169,15 @@ def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str
     done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), option, "--relation-steps", "5"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "need reasoned answers (--reasoned-relations)" in done.stderr
+
+
+@pytest.mark.parametrize("size", [{"relation_passes": 0, "relation_steps": 10}, {"relation_passes": 2}])
+def test_relation_passes_count_from_one_and_need_a_pass(size: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match=r"--relation-passes"):
+        ProofSize(**size)  # type: ignore[arg-type]
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--relation-passes", "2"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "needs a relation pass (--relation-steps)" in done.stderr
 
 
 def test_a_bad_train_questions_is_a_usage_error() -> None:

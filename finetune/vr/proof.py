@@ -10,9 +10,9 @@ pass on relations is what moved them (docs/BENCHMARKS.md, "The reason first"). W
 ``reasons_in_pass`` stage 2 sees the verdicts alone and the pass adds the reasons; with
 ``yes_no_in_pass`` stage 2 sees no yes/no relation question at all and the pass brings them in,
 reasons first. ``relation_passes`` repeats the pass, each from the last with its learning-rate
-schedule begun again: after a second 20,000-step pass the seen yes/no forms were 17-33 points above
-the baseline's in seeds 3 and 4, where one pass had left them 5-18 (docs/BENCHMARKS.md, "A second
-relation pass").
+schedule begun again: after a second 20,000-step pass the seen yes/no forms were 9-33 points above
+the baseline's in seeds 3-5, where one pass had left them 1-18; seed 2 never learned "which one"
+and stayed at chance (docs/BENCHMARKS.md, "A second relation pass").
 """
 
 from __future__ import annotations

@@ -203,7 +203,7 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
             scores = [("relation", ("by_type", "relation")), ("overall", ("overall",))]
             scores += [(k, ("relation_test", "by_template_id", k)) for k in rel_forms]
             done = r["align"]["relation_pass"]
-            passes = f" x {done['passes']}" if done.get("passes", 1) > 1 else ""
+            passes = f" x {done['passes']}" if done["passes"] > 1 else ""
             print(f"before the {done['steps']}-step relation pass{passes}: " + ", ".join(
                 f"{name} {_node(before['align'], path)['accuracy']:.1%} / {_node(before['text_only'], path)['accuracy']:.1%}"
                 for name, path in scores))

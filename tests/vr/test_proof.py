@@ -18,7 +18,9 @@ import torch
 
 from finetune.vr.proof import ProofSize, run_proof
 
-pytestmark = pytest.mark.slow
+# The proof trains for a few minutes on its own but took more than 600 s on a loaded machine;
+# the first test that asks for it carries that time (pytest keeps a fixture's error for the rest).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 # Colour questions only, to keep it to a few minutes on CPU (the bench runs every type).
 SMALL = ProofSize(scenes=2000, pretrain_steps=250, stage1_steps=100, stage2_steps=2500, eval_max=300,

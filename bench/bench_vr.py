@@ -117,6 +117,8 @@ def main() -> int:
                         help="questions of these types per training scene, as `kovr vr-data` (default 1 each)")
     parser.add_argument("--reasoned-relations", action="store_true",
                         help="yes/no relation answers name the further object first, as `kovr vr-data`")
+    parser.add_argument("--varied-wordings", action="store_true",
+                        help="half the training questions reworded so that the names move, as `kovr vr-data`")
     parser.add_argument("--reasons-in-pass", action="store_true",
                         help="with --reasoned-relations: stage 2 trains on the verdicts alone, the relation "
                              "pass on the reasons")
@@ -147,7 +149,8 @@ def main() -> int:
     try:  # ProofSize refuses the flag combinations that make no recipe, naming the flags
         size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
                        train_questions=tuple(parse_type_counts(args.train_questions).items()),
-                       reasoned=args.reasoned_relations, reasons_in_pass=args.reasons_in_pass,
+                       reasoned=args.reasoned_relations, varied_wordings=args.varied_wordings,
+                       reasons_in_pass=args.reasons_in_pass,
                        yes_no_in_pass=args.yes_no_in_pass,
                        relation_steps=args.relation_steps, relation_passes=args.relation_passes,
                        relation_replay=args.relation_replay, relation_eval=args.relation_eval)

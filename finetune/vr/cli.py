@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     data.add_argument("--reasoned-relations", action="store_true",
                       help="yes/no relation answers name the further object first "
                            "(\"초록색 네모가 더 왼쪽에 있으므로 아니요\"); scored by the verdict")
+    data.add_argument("--varied-wordings", action="store_true",
+                      help="reword half the training questions (a word in front, another noun in \"which "
+                           "one\") so that the names move; the test split is unchanged")
     data.set_defaults(func=_vr_data)
 
     train = sub.add_parser(
@@ -63,7 +66,7 @@ def _vr_data(args: argparse.Namespace) -> int:
         summary = generate(args.output, args.count, args.seed, image_size=args.image_size,
                            test_fraction=args.test_fraction, grid=args.grid,
                            train_questions=parse_type_counts(args.train_questions),
-                           reasoned=args.reasoned_relations)
+                           reasoned=args.reasoned_relations, varied=args.varied_wordings)
     except ValueError as exc:
         print(f"kovr vr-data: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,12 @@ QUESTION_TYPES: tuple[str, ...] = ("existence", "colour", "shape", "count", "rel
 DIRECTIONS: dict[str, tuple[str, int]] = {"왼쪽": ("x", -1), "오른쪽": ("x", 1), "위": ("y", -1), "아래": ("y", 1)}
 MIN_SEPARATION = 12.0  # scene units; closer pairs are never asked about (the answer would be unclear)
 REASON_JOINER = "있으므로 "  # ends the reason of a reasoned answer; the verdict follows it
+# Training wordings that move the names (``varied``): a tiny LM taught one wording per form found the
+# names by their place in the question and failed every held-out wording that moved them
+# (docs/BENCHMARKS.md, twenty-first stop). None is what makes a relation template held out
+# ("그림에서" in front, "도형은" for "것은"), and questions that begin with "그림" keep their front.
+FRONT_WORDS: tuple[str, ...] = ("사진에서 ", "여기서 ", "이미지에서 ")
+WHICH_NOUNS: tuple[str, ...] = ("쪽은", "물체는")  # in place of "것은" in "which one"
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,12 @@ def templates_for(type_: str, heldout: bool) -> list[Template]:
 
 
 def ask(scene: Scene, type_: str, rng: random.Random, heldout: bool, *,
-        reasoned: bool = False) -> Question | None:
+        reasoned: bool = False, varied: bool = False) -> Question | None:
     """One question of a type about the scene, or None when the scene cannot support it.
 
     ``reasoned`` writes yes/no relation answers with their reason first; it draws the same random
-    numbers, so a seeded set differs from the plain one only in those answers.
+    numbers, so a seeded set differs from the plain one only in those answers. ``varied`` rewords
+    a seen template's question half the time (``reword``); it draws more numbers.
     """
     template = rng.choice(templates_for(type_, heldout))
     if type_ == "relation":
@@ -93,7 +100,18 @@ def ask(scene: Scene, type_: str, rng: random.Random, heldout: bool, *,
     if made is None:
         return None
     question, answer = made
+    if varied and not template.heldout and rng.random() < 0.5:
+        question = reword(question, rng)
     return Question(question, answer, type_, template.id, template.heldout)
+
+
+def reword(question: str, rng: random.Random) -> str:
+    """Another noun for "것" in "which one", or a word in front where the question has none."""
+    if "있는 것은" in question and rng.random() < 0.5:
+        return question.replace("있는 것은", f"있는 {rng.choice(WHICH_NOUNS)}", 1)
+    if question.startswith("그림"):
+        return question
+    return rng.choice(FRONT_WORDS) + question
 
 
 def _existence(scene: Scene, template: Template, rng: random.Random) -> tuple[str, str] | None:

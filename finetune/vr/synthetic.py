@@ -41,13 +41,16 @@ class SetSummary:
 
 def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
              test_fraction: float = 0.2, questions_per_type: int = 1, grid: int = 4,
-             train_questions: Mapping[str, int] | None = None, reasoned: bool = False) -> SetSummary:
+             train_questions: Mapping[str, int] | None = None, reasoned: bool = False,
+             varied: bool = False) -> SetSummary:
     """Write ``count`` scenes (a ``test_fraction`` of them held out) with their questions.
 
     Each scene gets ``questions_per_type`` questions of every type (per template kind in test);
     ``train_questions`` overrides that count for some types in the training split only.
     ``reasoned`` gives yes/no relation answers their reason first (see ``questions.ask``), in
-    both splits, so that a model is scored in the form it was trained on.
+    both splits, so that a model is scored in the form it was trained on. ``varied`` rewords half
+    the training questions (``questions.reword``); the test split is the one the same seed gives
+    without it, so runs with and without compare on the same questions.
     """
     if count < 2:
         raise ValueError("count must be at least 2 (one training and one test scene)")
@@ -68,11 +71,12 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
     summary = SetSummary(out, {}, {}, {})
     for split, scenes in (("train", train_scenes), ("test", test_scenes)):
         rng = random.Random(f"{seed}:{split}-questions")
-        questions = _write_split(out, split, scenes, rng, image_size, per_split[split], reasoned)
+        questions = _write_split(out, split, scenes, rng, image_size, per_split[split], reasoned,
+                                 varied and split == "train")
         summary.scenes[split] = len(scenes)
         summary.questions[split] = len(questions)
         summary.by_type[split] = dict(Counter(q["type"] for q in questions))
-    _write_meta(out, seed, count, image_size, grid, summary, per_split["train"], reasoned)
+    _write_meta(out, seed, count, image_size, grid, summary, per_split["train"], reasoned, varied)
     return summary
 
 
@@ -96,7 +100,7 @@ def _scenes(rng: random.Random, n: int, exclude: set[Any], grid: int) -> list[Sc
 
 
 def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random, image_size: int,
-                 per_type: Mapping[str, int], reasoned: bool) -> list[dict[str, Any]]:
+                 per_type: Mapping[str, int], reasoned: bool, varied: bool) -> list[dict[str, Any]]:
     image_dir = out / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
     captions: list[dict[str, Any]] = []
@@ -106,7 +110,7 @@ def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random,
         image_rel = f"images/{split}/{index:06d}.png"
         render(scene, image_size).save(out / image_rel, optimize=True)
         captions.append({"id": scene_id, "image": image_rel, "caption": caption(scene), "scene": scene.to_json()})
-        for question in _questions(scene, split, rng, per_type, reasoned):
+        for question in _questions(scene, split, rng, per_type, reasoned, varied):
             questions.append({
                 "id": f"{scene_id}-q{len(questions):07d}", "image": image_rel,
                 "question": question.question, "answer": question.answer, "type": question.type,
@@ -119,13 +123,13 @@ def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random,
 
 
 def _questions(scene: Scene, split: str, rng: random.Random, per_type: Mapping[str, int],
-               reasoned: bool) -> list[Question]:
+               reasoned: bool, varied: bool) -> list[Question]:
     kinds = [False] if split == "train" else [False, True]  # held-out templates only in test
     made: list[Question] = []
     for type_ in QUESTION_TYPES:
         for heldout in kinds:
             for _ in range(per_type[type_]):
-                question = ask(scene, type_, rng, heldout, reasoned=reasoned)
+                question = ask(scene, type_, rng, heldout, reasoned=reasoned, varied=varied)
                 if question is not None:
                     made.append(question)
     return made
@@ -138,10 +142,11 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def _write_meta(out: Path, seed: int, count: int, image_size: int, grid: int, summary: SetSummary,
-                train_questions: Mapping[str, int], reasoned: bool) -> None:
+                train_questions: Mapping[str, int], reasoned: bool, varied: bool) -> None:
     meta = {
         "kind": "kovr-vr-synthetic", "version": 1, "seed": seed, "count": count, "image_size": image_size,
         "grid": grid, "train_questions_per_scene": dict(train_questions), "reasoned_relations": reasoned,
+        "varied_wordings": varied,
         "scenes": summary.scenes, "questions": summary.questions, "by_type": summary.by_type,
         "heldout_templates": [t.id for t in TEMPLATES if t.heldout],
     }

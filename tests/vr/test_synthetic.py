@@ -197,6 +197,29 @@ def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tm
     assert reasoned > 40
 
 
+def test_varied_wordings_move_the_names_in_training_only(vr_set: Path, tmp_path: Path) -> None:
+    from finetune.vr.questions import FRONT_WORDS, WHICH_NOUNS
+
+    meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
+    out = tmp_path / "varied"
+    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(out), "--count", str(meta["count"]),
+                         "--seed", str(meta["seed"]), "--image-size", "48", "--varied-wordings"],
+                        check=False, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["varied_wordings"] is True
+    # Scored on the very questions the plain set has, so runs with and without compare.
+    assert (out / "test_vqa.jsonl").read_bytes() == (vr_set / "test_vqa.jsonl").read_bytes()
+    train = _read(out / "train_vqa.jsonl")
+    fronted = [q for q in train if q["question"].startswith(FRONT_WORDS)]
+    renamed = [q for q in train if any(f"있는 {noun}" in q["question"] for noun in WHICH_NOUNS)]
+    assert 0.2 < len(fronted) / len(train) < 0.5 and renamed, (len(fronted), len(renamed), len(train))
+    assert {q["type"] for q in fronted} == {"existence", "colour", "shape", "count", "relation"}
+    for q in train:  # the held-out relation wordings stay held out
+        assert not q["heldout_template"] and "그림에서" not in q["question"] and "있는 도형은" not in q["question"]
+    for q in renamed:  # still "which one": the answer is one of the two names asked about
+        assert q["answer"] in q["question"].split(" 중 ")[0]
+
+
 def test_reasoned_answers_score_by_their_verdict() -> None:
     from finetune.vr.data import VRRecord
     from finetune.vr.evaluate import Prediction, accuracy_by_type, format_table

@@ -167,16 +167,21 @@ def test_train_questions_add_questions_of_a_type_and_leave_the_test_split_alone(
         assert out.returncode == 2 and message in out.stderr, (bad, out.stderr)
 
 
+def _regenerate(vr_set: Path, out: Path, *flags: str) -> dict:
+    """``vr_set`` made again through `kovr vr-data` with ``flags``; returns the new meta.json."""
+    meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
+    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(out), "--count", str(meta["count"]),
+                         "--seed", str(meta["seed"]), "--image-size", "48", *flags],
+                        check=False, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    return json.loads((out / "meta.json").read_text(encoding="utf-8"))
+
+
 def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tmp_path: Path) -> None:
     from finetune.vr.questions import REASON_JOINER, final_answer
 
-    meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
+    assert _regenerate(vr_set, tmp_path / "reasoned", "--reasoned-relations")["reasoned_relations"] is True
     out = tmp_path / "reasoned"
-    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(out), "--count", str(meta["count"]),
-                         "--seed", str(meta["seed"]), "--image-size", "48", "--reasoned-relations"],
-                        check=False, capture_output=True, text=True, timeout=300)
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["reasoned_relations"] is True
     reasoned = 0
     for split in ("train", "test"):
         plain, new = _read(vr_set / f"{split}_vqa.jsonl"), _read(out / f"{split}_vqa.jsonl")
@@ -200,13 +205,8 @@ def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tm
 def test_varied_wordings_move_the_names_in_training_only(vr_set: Path, tmp_path: Path) -> None:
     from finetune.vr.questions import FRONT_WORDS, WHICH_NOUNS
 
-    meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
+    assert _regenerate(vr_set, tmp_path / "varied", "--varied-wordings")["varied_wordings"] is True
     out = tmp_path / "varied"
-    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(out), "--count", str(meta["count"]),
-                         "--seed", str(meta["seed"]), "--image-size", "48", "--varied-wordings"],
-                        check=False, capture_output=True, text=True, timeout=300)
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads((out / "meta.json").read_text(encoding="utf-8"))["varied_wordings"] is True
     # Scored on the very questions the plain set has, so runs with and without compare.
     assert (out / "test_vqa.jsonl").read_bytes() == (vr_set / "test_vqa.jsonl").read_bytes()
     train = _read(out / "train_vqa.jsonl")

@@ -118,7 +118,7 @@ def main() -> int:
     parser.add_argument("--reasoned-relations", action="store_true",
                         help="yes/no relation answers name the further object first, as `kovr vr-data`")
     parser.add_argument("--varied-wordings", action="store_true",
-                        help="half the training questions reworded so that the names move, as `kovr vr-data`")
+                        help="about 40%% of the training questions reworded so that the names move, as `kovr vr-data`")
     parser.add_argument("--reasons-in-pass", action="store_true",
                         help="with --reasoned-relations: stage 2 trains on the verdicts alone, the relation "
                              "pass on the reasons")

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="yes/no relation answers name the further object first "
                            "(\"초록색 네모가 더 왼쪽에 있으므로 아니요\"); scored by the verdict")
     data.add_argument("--varied-wordings", action="store_true",
-                      help="reword half the training questions (a word in front, another noun in \"which "
+                      help="reword about 40%% of the training questions (a word in front, another noun in \"which "
                            "one\") so that the names move; the test split is unchanged")
     data.set_defaults(func=_vr_data)
 

@@ -48,8 +48,8 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
     Each scene gets ``questions_per_type`` questions of every type (per template kind in test);
     ``train_questions`` overrides that count for some types in the training split only.
     ``reasoned`` gives yes/no relation answers their reason first (see ``questions.ask``), in
-    both splits, so that a model is scored in the form it was trained on. ``varied`` rewords half
-    the training questions (``questions.reword``); the test split is the one the same seed gives
+    both splits, so that a model is scored in the form it was trained on. ``varied`` rewords about
+    40% of the training questions (``questions.reword``); the test split is the one the same seed gives
     without it, so runs with and without compare on the same questions.
     """
     if count < 2:

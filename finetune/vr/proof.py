@@ -41,7 +41,7 @@ class ProofSize:
     types: tuple[str, ...] = ()  # only these question types in stage 2 and eval (empty: all)
     train_questions: tuple[tuple[str, int], ...] = ()  # (type, questions per training scene) overrides
     reasoned: bool = False  # yes/no relation answers with their reason first (questions.ask)
-    varied_wordings: bool = False  # half the training questions reworded (questions.reword)
+    varied_wordings: bool = False  # about 40% of the training questions reworded (questions.reword)
     # With ``reasoned``: stage 2 trains on the verdicts alone and only the relation pass on the
     # reasons; stage 2 with reasons had them at chance, and a pass from a verdict-only model read
     # them where that model already answered "which one" (docs/BENCHMARKS.md, "Reasons in the pass only").

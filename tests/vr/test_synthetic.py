@@ -180,8 +180,8 @@ def _regenerate(vr_set: Path, out: Path, *flags: str) -> dict:
 def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tmp_path: Path) -> None:
     from finetune.vr.questions import REASON_JOINER, final_answer
 
-    assert _regenerate(vr_set, tmp_path / "reasoned", "--reasoned-relations")["reasoned_relations"] is True
     out = tmp_path / "reasoned"
+    assert _regenerate(vr_set, out, "--reasoned-relations")["reasoned_relations"] is True
     reasoned = 0
     for split in ("train", "test"):
         plain, new = _read(vr_set / f"{split}_vqa.jsonl"), _read(out / f"{split}_vqa.jsonl")
@@ -205,8 +205,8 @@ def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tm
 def test_varied_wordings_move_the_names_in_training_only(vr_set: Path, tmp_path: Path) -> None:
     from finetune.vr.questions import FRONT_WORDS, WHICH_NOUNS
 
-    assert _regenerate(vr_set, tmp_path / "varied", "--varied-wordings")["varied_wordings"] is True
     out = tmp_path / "varied"
+    assert _regenerate(vr_set, out, "--varied-wordings")["varied_wordings"] is True
     # Scored on the very questions the plain set has, so runs with and without compare.
     assert (out / "test_vqa.jsonl").read_bytes() == (vr_set / "test_vqa.jsonl").read_bytes()
     train = _read(out / "train_vqa.jsonl")

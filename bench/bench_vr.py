@@ -204,6 +204,7 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
         lines.append(f"| **overall** | {r['align']['overall']['accuracy']:.1%} | "
                      f"{r['text_only']['overall']['accuracy']:.1%} |")
         print("\n".join(lines))
+        _print_which_one(r)
         if "before_relation_pass" in r["align"]:
             before = {m: r[m]["before_relation_pass"] for m in ("align", "text_only")}
             scores = [("relation", ("by_type", "relation")), ("overall", ("overall",))]
@@ -220,6 +221,19 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
         for path, label in [*rows, (("overall",), "**overall**")]:
             print(f"| {label} | {_spread(runs, 'align', path)} | {_spread(runs, 'text_only', path)} | "
                   f"{sum(_acc(r, 'align', path) > _acc(r, 'text_only', path) for r in runs)}/{len(runs)} |")
+
+
+def _print_which_one(run: dict[str, Any]) -> None:
+    """A "which one" form's score mixes two failures: not naming either thing (the form is not read at
+    all) and naming the wrong one; this line splits them."""
+    which = {m: run[m].get("relation_test", {}).get("which_one", {}) for m in ("align", "text_only")}
+    if which["align"]:
+        print("which one, relation test (names one of the two / right of those, align vs text-only): " + ", ".join(
+            f"{k} {_which(which['align'][k])} vs {_which(which['text_only'].get(k))}" for k in which["align"]))
+
+
+def _which(score: dict[str, Any] | None) -> str:
+    return f"{score['named_share']:.1%} / {score['right_of_named']:.1%}" if score else "-"
 
 
 def _node(result: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:

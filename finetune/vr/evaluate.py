@@ -13,7 +13,7 @@ from typing import Any
 
 from finetune.vr.data import VRRecord, encode_prompt
 from finetune.vr.model import VRModel, generate
-from finetune.vr.questions import REASON_JOINER, final_answer
+from finetune.vr.questions import REASON_JOINER, final_answer, which_pair
 from kovr.prompt import PromptTemplate
 
 
@@ -29,6 +29,12 @@ class Prediction:
     @property
     def reasoned(self) -> bool:
         return REASON_JOINER in self.record.output
+
+    @property
+    def named(self) -> bool | None:
+        """Whether a "which one" answer names one of the two things asked about; None for other questions."""
+        pair = which_pair(self.record.instruction)
+        return None if pair is None else normalize_answer(final_answer(self.answer)) in pair
 
     @property
     def exact(self) -> bool:
@@ -70,7 +76,7 @@ def predict(model: VRModel, tokenizer: Any, template: PromptTemplate, records: l
 
 def accuracy_by_type(predictions: list[Prediction]) -> dict[str, Any]:
     """{"overall": {...}, "by_type": {type: {...}}, "by_template": {"seen"/"heldout": {...}},
-    "by_template_id": {template id: {...}}}.
+    "by_template_id": {template id: {...}}, "which_one": {template id: {...}}}.
 
     The template ids split a type by the form of its question: a relation score can rise merely
     because a model answers a held-out form's "which one" questions with a name at all.
@@ -85,11 +91,29 @@ def accuracy_by_type(predictions: list[Prediction]) -> dict[str, Any]:
     result: dict[str, Any] = {"overall": _score([p.correct for p in predictions])}
     for name, group in groups.items():
         result[name] = {key: _score(values) for key, values in sorted(group.items())}
+    which: dict[str, list[Prediction]] = defaultdict(list)
+    for p in predictions:
+        if p.named is not None:
+            which[p.record.template or p.record.type].append(p)
+    if which:
+        result["which_one"] = {key: _which_score(group) for key, group in sorted(which.items())}
     reasoned = [p for p in predictions if p.reasoned]
     if reasoned:
         result["reasoned"] = {"verdict": _score([p.correct for p in reasoned]),
                               "reason_and_verdict": _score([p.exact for p in reasoned])}
     return result
+
+
+def _which_score(predictions: list[Prediction]) -> dict[str, Any]:
+    """How many "which one" answers name one of the two things at all, and how many of those are right:
+    a form the model cannot read shows as answers that name neither, not only as a lower score."""
+    named = [p for p in predictions if p.named]
+    return {"n": len(predictions), "named": len(named), "named_share": _share(len(named), len(predictions)),
+            "right_of_named": _share(sum(p.correct for p in named), len(named))}
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
 
 
 def _score(values: list[bool]) -> dict[str, Any]:
@@ -105,6 +129,9 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
         lines.append(f"| template: {key} | {score['n']} | {score['accuracy']:.1%} |")
     for key, score in result.get("reasoned", {}).items():
         lines.append(f"| reasoned answers: {key.replace('_', ' ')} | {score['n']} | {score['accuracy']:.1%} |")
+    for key, which in result.get("which_one", {}).items():
+        lines.append(f"| which one, {key}: names one of the two / right of those | {which['n']} | "
+                     f"{which['named_share']:.1%} / {which['right_of_named']:.1%} |")
     overall = result["overall"]
     lines.append(f"| **전체 overall** | {overall['n']} | {overall['accuracy']:.1%} |")
     return "\n".join(lines)

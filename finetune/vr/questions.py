@@ -187,6 +187,24 @@ def final_answer(answer: str) -> str:
     return answer.rsplit(REASON_JOINER, 1)[-1]
 
 
+def which_pair(question: str) -> tuple[str, str] | None:
+    """The two names a "which one" question asks between ("A와 B 중 …" -> ("A", "B")), else None."""
+    head, found, _ = question.partition(" 중 ")
+    words = head.split()
+    if not found or len(words) < 4 or words[-3][-1:] not in ("와", "과"):
+        return None
+    return f"{words[-4]} {words[-3][:-1]}", f"{words[-2]} {words[-1]}"
+
+
+def with_which_noun(question: str, noun: str) -> str:
+    """A "which one" question with ``noun`` ("도형은", "하나는", …) in place of the word that names what
+    is picked ("… 있는 것은 무엇인가요?"); other questions unchanged."""
+    if which_pair(question) is None:
+        return question
+    head, found, tail = question.rpartition("있는 ")
+    return f"{head}{found}{noun}{tail[tail.index(' '):]}" if found and " " in tail else question
+
+
 def _coord(obj: SceneObject, axis: str) -> float:
     return obj.x if axis == "x" else obj.y
 

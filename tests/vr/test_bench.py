@@ -17,6 +17,7 @@ CONFIGS = REPO / "finetune" / "vr" / "configs"
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_vr import parse_seeds, print_tables
+from bench_vr_nouns import NOUNS
 
 from finetune.vr.proof import ProofSize, _verdicts, _without_yes_no
 from finetune.vr.questions import NO, REASON_JOINER, YES
@@ -134,6 +135,28 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     twice = " x 2" if passes > 1 else ""
     assert "mean over 2 seeds" in done.stdout and f"before the 4-step relation pass{twice}: relation" in done.stdout
     assert "| relation test, form rel_" in done.stdout
+    assert all("which_one" in r[m]["relation_test"] for r in runs for m in ("align", "text_only"))
+    if passes == 1:  # the noun probe on this run's seed-0 models
+        _check_noun_probe(tmp_path / "w", tmp_path / "nouns.json")
+
+
+def _check_noun_probe(workdir: Path, out: Path) -> None:
+    seed = workdir / "seed0"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_vr_nouns.py"), "--data", str(workdir / "data"),
+         "--align", str(seed / "align" / "align"), "--text-only", str(seed / "text_only" / "align"),
+         "--questions", "3", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text(encoding="utf-8"))
+    for model in ("align", "text_only"):  # every noun asked of the same three rel_5 questions
+        assert {noun: score["n"] for noun, score in results[model].items()} == dict.fromkeys(NOUNS, 3)
+    assert "| 도형은 | held out (rel_5)" in done.stdout and "rel_5, 3 questions per noun" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_vr_nouns.py"), "--data", str(workdir / "data"),
+         "--align", str(seed / "align" / "align"), "--text-only", str(seed / "text_only" / "align"),
+         "--form", "colour_1"], capture_output=True, text=True, timeout=600, check=False)
+    assert bad.returncode != 0 and "no which-one questions of form 'colour_1'" in bad.stderr
 
 
 def test_verdicts_drop_the_reasons_and_keep_everything_else(tmp_path: Path) -> None:
@@ -209,6 +232,7 @@ def test_tables_split_relations_by_the_form_of_the_question(capsys: pytest.Captu
     for run in runs:  # scored on a relation test as well (--relation-eval)
         for model in ("align", "text_only"):
             run[model]["relation_test"] = {"by_template_id": {"rel_2": _score(0.6 if model == "align" else 0.5, 400)}}
+    runs[0]["align"]["relation_test"]["which_one"] = {"rel_5": {"n": 4, "named": 2, "named_share": 0.5, "right_of_named": 1.0}}
     print_tables(runs)
     out = capsys.readouterr().out
     assert "| &nbsp;&nbsp;relation form rel_1 (n=40) | 55.0% | 50.0% |" in out
@@ -217,3 +241,5 @@ def test_tables_split_relations_by_the_form_of_the_question(capsys: pytest.Captu
     assert "| &nbsp;&nbsp;relation form rel_3 | 62.5% (50.0%-75.0%) | 37.5% (25.0%-50.0%) | 1/2 |" in out
     assert "| relation test, form rel_2 (n=400) | 60.0% | 50.0% |" in out
     assert "| relation test, form rel_2 | 60.0% (60.0%-60.0%) | 50.0% (50.0%-50.0%) | 2/2 |" in out
+    # the which-one split is printed where it was scored (older results have none)
+    assert out.count("which one, relation test") == 1 and "rel_5 50.0% / 100.0% vs -" in out

@@ -235,3 +235,24 @@ def test_reasoned_answers_score_by_their_verdict() -> None:
     plain = VRRecord("p", None, "원은 무슨 색인가요?", "빨간색", type="colour")
     assert "reasoned" not in accuracy_by_type([Prediction(plain, "빨간색")])
     assert "| reasoned answers: reason and verdict | 4 | 25.0% |" in format_table(result)
+
+
+def test_which_one_answers_count_whether_they_name_either_thing() -> None:
+    from finetune.vr.data import VRRecord
+    from finetune.vr.evaluate import Prediction, accuracy_by_type, format_table
+    from finetune.vr.questions import which_pair
+
+    question = "사진에서 초록색 원과 노란 세모 중 더 왼쪽에 있는 도형은 무엇인가요?"
+    assert which_pair(question) == ("초록색 원", "노란 세모")
+    assert which_pair("파란 별과 빨간 원 중 더 위에 있는 것은 무엇인가요?") == ("파란 별", "빨간 원")
+    assert which_pair("빨간 별은 노란 네모의 오른쪽에 있나요?") is None
+    record = VRRecord("w", None, question, "노란 세모", type="relation", template="rel_5")
+    # right; the other one; a colour neither has; no colour at all
+    predictions = [Prediction(record, a) for a in ("노란 세모", "초록색 원", "초록색 세모", "세모")]
+    assert [p.named for p in predictions] == [True, True, False, False]
+    which = accuracy_by_type(predictions)["which_one"]["rel_5"]
+    assert which == {"n": 4, "named": 2, "named_share": 0.5, "right_of_named": 0.5}
+    assert "| which one, rel_5: names one of the two / right of those | 4 | 50.0% / 50.0% |" in format_table(
+        accuracy_by_type(predictions))
+    yes_no = VRRecord("y", None, "빨간 별은 노란 네모의 오른쪽에 있나요?", "예", type="relation")
+    assert Prediction(yes_no, "예").named is None and "which_one" not in accuracy_by_type([Prediction(yes_no, "예")])

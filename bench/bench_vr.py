@@ -121,6 +121,8 @@ def main() -> int:
                         help="yes/no relation answers name the further object first, as `kovr vr-data`")
     parser.add_argument("--varied-wordings", action="store_true",
                         help="about 40%% of the training questions reworded so that the names move, as `kovr vr-data`")
+    parser.add_argument("--varied-nouns", action="store_true",
+                        help="another noun for \"도형\" in half the shape and count training questions, as `kovr vr-data`")
     parser.add_argument("--reasons-in-pass", action="store_true",
                         help="with --reasoned-relations: stage 2 trains on the verdicts alone, the relation "
                              "pass on the reasons")
@@ -152,6 +154,7 @@ def main() -> int:
         size = replace(size, scenes=args.scenes or size.scenes, stage2_steps=args.stage2_steps or size.stage2_steps,
                        train_questions=tuple(parse_type_counts(args.train_questions).items()),
                        reasoned=args.reasoned_relations, varied_wordings=args.varied_wordings,
+                       varied_nouns=args.varied_nouns,
                        reasons_in_pass=args.reasons_in_pass,
                        yes_no_in_pass=args.yes_no_in_pass,
                        relation_steps=args.relation_steps, relation_passes=args.relation_passes,

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     data.add_argument("--varied-wordings", action="store_true",
                       help="reword about 40%% of the training questions (a word in front, another noun in \"which "
                            "one\") so that the names move; the test split is unchanged")
+    data.add_argument("--varied-nouns", action="store_true",
+                      help="another noun for \"도형\" (것, 물체) in half of the shape and count training questions, "
+                           "so that the word does not make a question a shape question; the test split is unchanged")
     data.set_defaults(func=_vr_data)
 
     train = sub.add_parser(
@@ -66,7 +69,8 @@ def _vr_data(args: argparse.Namespace) -> int:
         summary = generate(args.output, args.count, args.seed, image_size=args.image_size,
                            test_fraction=args.test_fraction, grid=args.grid,
                            train_questions=parse_type_counts(args.train_questions),
-                           reasoned=args.reasoned_relations, varied=args.varied_wordings)
+                           reasoned=args.reasoned_relations, varied=args.varied_wordings,
+                           varied_nouns=args.varied_nouns)
     except ValueError as exc:
         print(f"kovr vr-data: {exc}", file=sys.stderr)
         return 2

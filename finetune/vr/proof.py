@@ -42,6 +42,7 @@ class ProofSize:
     train_questions: tuple[tuple[str, int], ...] = ()  # (type, questions per training scene) overrides
     reasoned: bool = False  # yes/no relation answers with their reason first (questions.ask)
     varied_wordings: bool = False  # about 40% of the training questions reworded (questions.reword)
+    varied_nouns: bool = False  # another noun for "도형" in half the shape/count ones (questions.renoun)
     # With ``reasoned``: stage 2 trains on the verdicts alone and only the relation pass on the
     # reasons; stage 2 with reasons had them at chance, and a pass from a verdict-only model read
     # them where that model already answered "which one" (docs/BENCHMARKS.md, "Reasons in the pass only").
@@ -84,7 +85,7 @@ def make_set(data: Path, size: ProofSize) -> Path:
     """The proof's synthetic set in ``data``, written once (a folder with meta.json is kept)."""
     if not (data / "meta.json").is_file():
         generate(data, size.scenes, seed=0, image_size=64, grid=4, train_questions=dict(size.train_questions),
-                 reasoned=size.reasoned, varied=size.varied_wordings)
+                 reasoned=size.reasoned, varied=size.varied_wordings, varied_nouns=size.varied_nouns)
     return data
 
 

@@ -31,6 +31,11 @@ REASON_JOINER = "있으므로 "  # ends the reason of a reasoned answer; the ver
 # ("그림에서" in front, "도형은" for "것은"), and questions that begin with "그림" keep their front.
 FRONT_WORDS: tuple[str, ...] = ("사진에서 ", "여기서 ", "이미지에서 ")
 WHICH_NOUNS: tuple[str, ...] = ("쪽은", "물체는")  # in place of "것은" in "which one"
+# Other nouns for "도형" in the shape and count questions (``varied_nouns``): a model that met "도형"
+# only as "the shape of colour X" read the held-out "더 왼쪽에 있는 도형은" as a shape question
+# and answered with a shape in another colour (docs/BENCHMARKS.md, twenty-fifth stop).
+SHAPE_NOUNS: dict[str, tuple[str, ...]] = {"도형은": ("것은", "물체는"), "도형의": ("것의", "물체의"),
+                                           "도형이": ("것이", "물체가")}
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,14 @@ def reword(question: str, rng: random.Random) -> str:
     if question.startswith("그림"):
         return question
     return rng.choice(FRONT_WORDS) + question
+
+
+def renoun(question: str, rng: random.Random) -> str:
+    """Another noun for "도형" ("빨간 도형은 무슨 모양인가요?" -> "빨간 것은 …"); others unchanged."""
+    for word, nouns in SHAPE_NOUNS.items():
+        if word in question:
+            return question.replace(word, rng.choice(nouns), 1)
+    return question
 
 
 def _existence(scene: Scene, template: Template, rng: random.Random) -> tuple[str, str] | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.vr.questions import QUESTION_TYPES, TEMPLATES, Question, ask, caption
+from finetune.vr.questions import QUESTION_TYPES, TEMPLATES, Question, ask, caption, renoun
 from finetune.vr.scenes import Scene, render, sample_scene
 
 SPLITS = ("train", "test")
@@ -42,7 +42,7 @@ class SetSummary:
 def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
              test_fraction: float = 0.2, questions_per_type: int = 1, grid: int = 4,
              train_questions: Mapping[str, int] | None = None, reasoned: bool = False,
-             varied: bool = False) -> SetSummary:
+             varied: bool = False, varied_nouns: bool = False) -> SetSummary:
     """Write ``count`` scenes (a ``test_fraction`` of them held out) with their questions.
 
     Each scene gets ``questions_per_type`` questions of every type (per template kind in test);
@@ -50,7 +50,9 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
     ``reasoned`` gives yes/no relation answers their reason first (see ``questions.ask``), in
     both splits, so that a model is scored in the form it was trained on. ``varied`` rewords about
     40% of the training questions (``questions.reword``); the test split is the one the same seed gives
-    without it, so runs with and without compare on the same questions.
+    without it, so runs with and without compare on the same questions. ``varied_nouns`` then puts
+    another noun for "도형" in half of the seen shape and count training questions (``renoun_all``,
+    its own random numbers: the rest of the set is the one the same seed gives without it).
     """
     if count < 2:
         raise ValueError("count must be at least 2 (one training and one test scene)")
@@ -71,12 +73,13 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
     summary = SetSummary(out, {}, {}, {})
     for split, scenes in (("train", train_scenes), ("test", test_scenes)):
         rng = random.Random(f"{seed}:{split}-questions")
+        nouns = random.Random(f"{seed}:{split}-nouns") if varied_nouns and split == "train" else None
         questions = _write_split(out, split, scenes, rng, image_size, per_split[split], reasoned,
-                                 varied and split == "train")
+                                 varied and split == "train", nouns)
         summary.scenes[split] = len(scenes)
         summary.questions[split] = len(questions)
         summary.by_type[split] = dict(Counter(q["type"] for q in questions))
-    _write_meta(out, seed, count, image_size, grid, summary, per_split["train"], reasoned, varied)
+    _write_meta(out, seed, count, image_size, grid, summary, per_split["train"], reasoned, varied, varied_nouns)
     return summary
 
 
@@ -100,7 +103,8 @@ def _scenes(rng: random.Random, n: int, exclude: set[Any], grid: int) -> list[Sc
 
 
 def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random, image_size: int,
-                 per_type: Mapping[str, int], reasoned: bool, varied: bool) -> list[dict[str, Any]]:
+                 per_type: Mapping[str, int], reasoned: bool, varied: bool,
+                 nouns: random.Random | None = None) -> list[dict[str, Any]]:
     image_dir = out / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
     captions: list[dict[str, Any]] = []
@@ -117,6 +121,8 @@ def _write_split(out: Path, split: str, scenes: list[Scene], rng: random.Random,
                 "template": question.template, "heldout_template": question.heldout_template,
                 "scene_id": scene_id,
             })
+    if nouns is not None:
+        renoun_all(questions, nouns)
     _write_jsonl(out / f"{split}_captions.jsonl", captions)
     _write_jsonl(out / f"{split}_vqa.jsonl", questions)
     return questions
@@ -135,6 +141,13 @@ def _questions(scene: Scene, split: str, rng: random.Random, per_type: Mapping[s
     return made
 
 
+def renoun_all(questions: list[dict[str, Any]], rng: random.Random) -> None:
+    """Half of the seen-template questions with "도형" get another noun (``questions.renoun``), in order."""
+    for record in questions:
+        if not record["heldout_template"] and "도형" in record["question"] and rng.random() < 0.5:
+            record["question"] = renoun(record["question"], rng)
+
+
 def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
@@ -142,11 +155,11 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def _write_meta(out: Path, seed: int, count: int, image_size: int, grid: int, summary: SetSummary,
-                train_questions: Mapping[str, int], reasoned: bool, varied: bool) -> None:
+                train_questions: Mapping[str, int], reasoned: bool, varied: bool, varied_nouns: bool) -> None:
     meta = {
         "kind": "kovr-vr-synthetic", "version": 1, "seed": seed, "count": count, "image_size": image_size,
         "grid": grid, "train_questions_per_scene": dict(train_questions), "reasoned_relations": reasoned,
-        "varied_wordings": varied,
+        "varied_wordings": varied, "varied_nouns": varied_nouns,
         "scenes": summary.scenes, "questions": summary.questions, "by_type": summary.by_type,
         "heldout_templates": [t.id for t in TEMPLATES if t.heldout],
     }

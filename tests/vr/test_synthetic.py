@@ -220,6 +220,29 @@ def test_varied_wordings_move_the_names_in_training_only(vr_set: Path, tmp_path:
         assert q["answer"] in q["question"].split(" 중 ")[0]
 
 
+def test_varied_nouns_rename_doyhyeong_in_half_the_shape_and_count_training_questions(
+        vr_set: Path, tmp_path: Path) -> None:
+    import random
+
+    from finetune.vr.synthetic import renoun_all
+
+    varied, both = tmp_path / "varied", tmp_path / "both"
+    _regenerate(vr_set, varied, "--varied-wordings")
+    assert _regenerate(vr_set, both, "--varied-wordings", "--varied-nouns")["varied_nouns"] is True
+    assert (both / "test_vqa.jsonl").read_bytes() == (vr_set / "test_vqa.jsonl").read_bytes()
+    before, after = _read(varied / "train_vqa.jsonl"), _read(both / "train_vqa.jsonl")
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    with_word = [q for q in before if "도형" in q["question"]]
+    assert 0.3 < len(changed) / len(with_word) < 0.7, (len(changed), len(with_word))
+    for a, b in changed:  # only the noun: same answer, type and scene; "도형" gone, a noun with its particle
+        assert a["type"] in ("shape", "count") and {k: v for k, v in a.items() if k != "question"} == \
+            {k: v for k, v in b.items() if k != "question"}
+        assert "도형" not in b["question"] and any(n in b["question"] for n in ("것은", "물체는", "것의", "물체의", "것이", "물체가"))
+    # the same pass over the set without it gives this set: runs on an existing set can add the nouns
+    renoun_all(before, random.Random(f"{json.loads((vr_set / 'meta.json').read_text())['seed']}:train-nouns"))
+    assert before == after
+
+
 def test_reasoned_answers_score_by_their_verdict() -> None:
     from finetune.vr.data import VRRecord
     from finetune.vr.evaluate import Prediction, accuracy_by_type, format_table

@@ -49,13 +49,9 @@ def probe_records(data: Path, form: str, count: int, out: Path) -> Path:
 
 
 def score(checkpoint: Path, records: Path) -> dict[str, Any]:
-    from finetune.vr.checkpoint import eval_records, load_vr_model
-    from finetune.vr.evaluate import accuracy_by_type, predict
+    from finetune.vr.checkpoint import evaluate_checkpoint
 
-    model, tokenizer, template, info = load_vr_model(checkpoint)
-    predictions = predict(model, tokenizer, template, eval_records(records, "test", None),
-                          use_images=info.get("images", True))
-    result = accuracy_by_type(predictions)
+    result, _ = evaluate_checkpoint(checkpoint, records)  # with images where the model was trained on them
     return {noun: {**result["which_one"][noun], "accuracy": result["by_template_id"][noun]["accuracy"]}
             for noun in NOUNS}
 

@@ -220,7 +220,7 @@ def test_varied_wordings_move_the_names_in_training_only(vr_set: Path, tmp_path:
         assert q["answer"] in q["question"].split(" 중 ")[0]
 
 
-def test_varied_nouns_rename_doyhyeong_in_half_the_shape_and_count_training_questions(
+def test_varied_nouns_rename_dohyeong_in_half_the_shape_and_count_training_questions(
         vr_set: Path, tmp_path: Path) -> None:
     import random
 

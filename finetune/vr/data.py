@@ -8,8 +8,8 @@ Accepted record shapes (one JSON object per line; bad lines are errors naming fi
 - ``image``: a path relative to the JSONL file, an absolute path, or ``data:image/...;base64,...``.
 
 Images go before the instruction as TGI markdown, which is how model_server receives them, and
-the prompt is tokenised with :func:`model_server.align.tokenize_with_images`, the function the
-server uses, so an image sits at the same place in training and serving.
+the prompt is tokenised with :func:`model_server.align.tokenize_with_images` (in batches), the
+function the server uses, so an image sits at the same place in training and serving.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from finetune.cleaning import Deduper, clean_rows
 from finetune.sources import DataError, read_source
 from finetune.vr.config import VRDataSection
 from kovr.prompt import PromptTemplate
-from model_server.align import tokenize_with_images
+from model_server.align import token_ids, tokenize_many_with_images
 
 IGNORE = -100
 CAPTION_INSTRUCTION = "그림을 설명해 주세요."
@@ -180,19 +180,37 @@ def instruction_text(record: VRRecord, image_uri: str | None) -> str:
 
 def encode_prompt(record: VRRecord, tokenizer: Any, template: PromptTemplate, use_image: bool) -> Encoded:
     """The prompt alone (no loss anywhere), for generation."""
-    with_image = use_image and record.image is not None
+    return encode_prompts([record], tokenizer, template, use_image)[0]
+
+
+def encode_prompts(records: list[VRRecord], tokenizer: Any, template: PromptTemplate,
+                   use_image: bool) -> list[Encoded]:
+    """:func:`encode_prompt` of each record, tokenised in one batch."""
+    with_image = [use_image and r.image is not None for r in records]
     # Training only needs the image's position; the server sees a real data URI in its place.
-    prompt = template.render(instruction_text(record, "image" if with_image else None), record.input)
-    ids, _, positions = tokenize_with_images(prompt, tokenizer)
-    return Encoded(ids, [IGNORE] * len(ids), record.image if with_image else None,
-                   positions[0] if with_image else 0)
+    texts = [template.render(instruction_text(r, "image" if w else None), r.input) for r, w in zip(records, with_image)]
+    return [Encoded(ids, [IGNORE] * len(ids), r.image if w else None, positions[0] if w else 0)
+            for r, w, (ids, _, positions) in zip(records, with_image, tokenize_many_with_images(texts, tokenizer))]
 
 
 def encode(record: VRRecord, tokenizer: Any, template: PromptTemplate, use_image: bool,
            max_len: int, prefix_len: int) -> Encoded | None:
     """Prompt and answer token ids (loss on the answer + EOS); None when it does not fit."""
-    prompt = encode_prompt(record, tokenizer, template, use_image)
-    answer = tokenizer(record.output, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return encode_many([record], tokenizer, template, use_image, max_len, prefix_len)[0]
+
+
+def encode_many(records: list[VRRecord], tokenizer: Any, template: PromptTemplate, use_image: bool,
+                max_len: int, prefix_len: int) -> list[Encoded | None]:
+    """:func:`encode` of each record, tokenised in batches (a large set took minutes one by one)."""
+    if not records:
+        return []
+    prompts = encode_prompts(records, tokenizer, template, use_image)
+    answers = token_ids(tokenizer, [r.output for r in records])
+    eos = [tokenizer.eos_token_id]  # an attribute lookup through the tokenizer's __getattr__ is slow
+    return [_joined(prompt, answers[r.output] + eos, max_len, prefix_len) for r, prompt in zip(records, prompts)]
+
+
+def _joined(prompt: Encoded, answer: list[int], max_len: int, prefix_len: int) -> Encoded | None:
     if len(prompt.input_ids) + len(answer) + (prefix_len if prompt.image else 0) > max_len:
         return None
     return Encoded(prompt.input_ids + answer, prompt.labels + answer, prompt.image, prompt.image_pos)

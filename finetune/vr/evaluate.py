@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from finetune.vr.data import VRRecord, encode_prompt
+from finetune.vr.data import VRRecord, encode_prompts
 from finetune.vr.model import VRModel, generate
 from finetune.vr.questions import REASON_JOINER, final_answer, which_pair
 from kovr.prompt import PromptTemplate
@@ -67,7 +67,7 @@ def predict(model: VRModel, tokenizer: Any, template: PromptTemplate, records: l
     out: list[Prediction] = []
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
-        prompts = [encode_prompt(r, tokenizer, template, use_images) for r in chunk]
+        prompts = encode_prompts(chunk, tokenizer, template, use_images)
         answers = generate(model, prompts, tokenizer, max_new_tokens)
         out.extend(Prediction(r, a) for r, a in zip(chunk, answers, strict=True))
     model.train(was_training)

@@ -17,7 +17,7 @@ from finetune.vr.data import (
     IGNORE,
     Encoded,
     VRRecord,
-    encode,
+    encode_many,
     epoch_batches,
     load_captions,
     load_text_instructions,
@@ -111,7 +111,7 @@ def _tiny_base(cfg: VRConfig, run_dir: Path, template: PromptTemplate, runtime: 
     texts = [template.render(r.instruction, r.input) + r.output for r in records]
     tokenizer = train_tokenizer(texts[: cfg.language_model.tiny.tokenizer_records], cfg.language_model.tiny.vocab_size)
     model = tiny_model(cfg.language_model.tiny, tokenizer, cfg.data.max_seq_len, cfg.run.seed).to(runtime.device)
-    items = [e for r in records if (e := encode(r, tokenizer, template, False, cfg.data.max_seq_len, 0))]
+    items = [e for e in encode_many(records, tokenizer, template, False, cfg.data.max_seq_len, 0) if e]
     tiny = cfg.language_model.tiny
     train = TrainSection(micro_batch_size=tiny.pretrain_batch_size, max_steps=tiny.pretrain_steps,
                          learning_rate=tiny.pretrain_learning_rate, warmup_ratio=0.05, weight_decay=0.01,

@@ -31,7 +31,7 @@ from finetune.vr.config import VRConfig
 from finetune.vr.data import (
     Encoded,
     VRRecord,
-    encode,
+    encode_many,
     epoch_batches,
     load_captions,
     load_text_instructions,
@@ -71,15 +71,17 @@ def stage_records(cfg: VRConfig) -> tuple[list[VRRecord], dict[str, int]]:
     return mixed, {"vqa": len(vqa), "text_available": len(text), "text_used": len(mixed) - len(vqa), **counts}
 
 
+_ENCODE_CHUNK = 16384  # records tokenised per batch: bounds the tokenizer's transient memory
+
+
 def _encode_all(records: list[VRRecord], cfg: VRConfig, tokenizer: Any, template: PromptTemplate,
                 prefix_len: int) -> tuple[list[Encoded], int]:
-    out, too_long = [], 0
-    for record in records:
-        item = encode(record, tokenizer, template, cfg.data.images, cfg.data.max_seq_len, prefix_len)
-        if item is None:
-            too_long += 1
-        else:
-            out.append(item)
+    out: list[Encoded] = []
+    for start in range(0, len(records), _ENCODE_CHUNK):
+        chunk = records[start:start + _ENCODE_CHUNK]
+        out.extend(e for e in encode_many(chunk, tokenizer, template, cfg.data.images, cfg.data.max_seq_len,
+                                          prefix_len) if e is not None)
+    too_long = len(records) - len(out)
     if not out:
         raise DataError(f"no example fits data.max_seq_len={cfg.data.max_seq_len} (image prefix {prefix_len})")
     return out, too_long

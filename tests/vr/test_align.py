@@ -18,6 +18,7 @@ from model_server.align import (
     make_tiny_align_model,
     splice_image_embeds,
     split_prompt,
+    tokenize_many_with_images,
     tokenize_with_images,
 )
 
@@ -127,7 +128,9 @@ def test_splice_places_prefix_before_the_given_token() -> None:
 
 
 class _CharTokenizer:
-    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+    def __call__(self, text: str | list[str], add_special_tokens: bool = False) -> dict[str, list]:
+        if isinstance(text, list):
+            return {"input_ids": [[ord(c) for c in t] for t in text]}
         return {"input_ids": [ord(c) for c in text]}
 
 
@@ -138,6 +141,10 @@ def test_images_in_prompt_markdown_become_positions() -> None:
     ids, urls, positions = tokenize_with_images(prompt, _CharTokenizer())
     assert urls == [uri] and positions == [len("질문:\n")]
     assert "".join(map(chr, ids)) == "질문:\n\n무슨 색?"
+    two = f"![]({uri})![](b)둘 중 무엇?"
+    assert tokenize_many_with_images([two, prompt, "그림 없음"], _CharTokenizer()) == [
+        ([ord(c) for c in "둘 중 무엇?"], [uri, "b"], [0, 0]), (ids, urls, positions),
+        ([ord(c) for c in "그림 없음"], [], [])]
     assert decode_data_uri(uri).size == (40, 30)
     with pytest.raises(ValueError, match="data:image"):
         decode_data_uri("https://example.com/cat.png")

@@ -1,12 +1,12 @@
 """Bench: tokenising a visual-reasoning training set, batched (what `kovr finetune-vr` does) vs one
-record at a time (what it did before), on the same records in the same process.
+record at a time through the same functions (what it did before), on the same records in the same
+process.
 
-    python bench/bench_vr_encode.py                       # 4,000 synthetic scenes, ~3 questions each
-    python bench/bench_vr_encode.py --scenes 20000 --repeat 12
+    python bench/bench_vr_encode.py                       # 16,000 synthetic scenes
+    python bench/bench_vr_encode.py --scenes 60000
 
-The set is `kovr vr-data`'s, its questions repeated ``--repeat`` times over (a training set holds
-each scene's questions once, and the larger sets reuse question wordings many times); the tokenizer
-is the demo's, trained on the set's text. Both ways must give the same token ids (checked).
+The set is `kovr vr-data`'s training split; the tokenizer is the demo's, trained on the set's
+text. Both ways must give the same token ids (checked).
 """
 
 from __future__ import annotations
@@ -26,29 +26,25 @@ from finetune.vr.data import encode, encode_many, load_vqa
 from finetune.vr.synthetic import generate
 from kovr.prompt import KULLM
 
-CHUNK = 16384  # as finetune/vr/train.py
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenes", type=int, default=4000)
-    parser.add_argument("--repeat", type=int, default=4, help="times the questions are repeated")
+    parser.add_argument("--scenes", type=int, default=16000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.scenes < 10 or args.repeat < 1:
-        parser.error("--scenes must be at least 10 and --repeat at least 1")
+    if args.scenes < 10:
+        parser.error("--scenes must be at least 10")
     with tempfile.TemporaryDirectory() as tmp:
         generate(tmp, args.scenes, args.seed, image_size=32)
-        records = load_vqa(Path(tmp) / "train_vqa.jsonl") * args.repeat
+        records = load_vqa(Path(tmp) / "train_vqa.jsonl")
         tokenizer = train_tokenizer([KULLM.render(r.instruction) + r.output for r in records[:20000]], 4000)
-        print(f"{len(records):,} records ({args.scenes:,} scenes x {args.repeat}); {platform.machine()}, "
+        print(f"{len(records):,} records ({args.scenes:,} scenes); {platform.machine()}, "
               f"{platform.python_version()}")
         start = time.perf_counter()
         single = [encode(r, tokenizer, KULLM, True, 256, 16) for r in records]
         one_by_one = time.perf_counter() - start
         start = time.perf_counter()
-        batched = [e for i in range(0, len(records), CHUNK)
-                   for e in encode_many(records[i:i + CHUNK], tokenizer, KULLM, True, 256, 16)]
+        batched = encode_many(records, tokenizer, KULLM, True, 256, 16)
         in_batches = time.perf_counter() - start
     if batched != single:
         raise SystemExit("batched and one-at-a-time encodings differ")

@@ -199,11 +199,21 @@ def encode(record: VRRecord, tokenizer: Any, template: PromptTemplate, use_image
     return encode_many([record], tokenizer, template, use_image, max_len, prefix_len)[0]
 
 
+ENCODE_CHUNK = 16384  # records tokenised per tokenizer batch: bounds its transient memory
+
+
 def encode_many(records: list[VRRecord], tokenizer: Any, template: PromptTemplate, use_image: bool,
                 max_len: int, prefix_len: int) -> list[Encoded | None]:
     """:func:`encode` of each record, tokenised in batches (a large set took minutes one by one)."""
-    if not records:
-        return []
+    out: list[Encoded | None] = []
+    for start in range(0, len(records), ENCODE_CHUNK):
+        out.extend(_encode_batch(records[start:start + ENCODE_CHUNK], tokenizer, template, use_image,
+                                 max_len, prefix_len))
+    return out
+
+
+def _encode_batch(records: list[VRRecord], tokenizer: Any, template: PromptTemplate, use_image: bool,
+                  max_len: int, prefix_len: int) -> list[Encoded | None]:
     prompts = encode_prompts(records, tokenizer, template, use_image)
     answers = token_ids(tokenizer, [r.output for r in records])
     eos = [tokenizer.eos_token_id]  # an attribute lookup through the tokenizer's __getattr__ is slow

@@ -71,16 +71,10 @@ def stage_records(cfg: VRConfig) -> tuple[list[VRRecord], dict[str, int]]:
     return mixed, {"vqa": len(vqa), "text_available": len(text), "text_used": len(mixed) - len(vqa), **counts}
 
 
-_ENCODE_CHUNK = 16384  # records tokenised per batch: bounds the tokenizer's transient memory
-
-
 def _encode_all(records: list[VRRecord], cfg: VRConfig, tokenizer: Any, template: PromptTemplate,
                 prefix_len: int) -> tuple[list[Encoded], int]:
-    out: list[Encoded] = []
-    for start in range(0, len(records), _ENCODE_CHUNK):
-        chunk = records[start:start + _ENCODE_CHUNK]
-        out.extend(e for e in encode_many(chunk, tokenizer, template, cfg.data.images, cfg.data.max_seq_len,
-                                          prefix_len) if e is not None)
+    encoded = encode_many(records, tokenizer, template, cfg.data.images, cfg.data.max_seq_len, prefix_len)
+    out = [e for e in encoded if e is not None]
     too_long = len(records) - len(out)
     if not out:
         raise DataError(f"no example fits data.max_seq_len={cfg.data.max_seq_len} (image prefix {prefix_len})")

@@ -77,6 +77,16 @@ def test_batched_encoding_equals_one_record_at_a_time(parts: tuple) -> None:
     assert batched[0].image_pos == len(ids[0])
 
 
+
+def test_batches_split_at_the_chunk_size_keep_every_record_in_order(parts: tuple,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    model, tokenizer, records = parts
+    n = model.align.num_prefix_tokens
+    whole = encode_many(records, tokenizer, KULLM, True, 128, n)
+    monkeypatch.setattr("finetune.vr.data.ENCODE_CHUNK", 2)
+    assert len(records) > 2 and encode_many(records, tokenizer, KULLM, True, 128, n) == whole
+
+
 def test_batched_answers_equal_single_answers(parts: tuple) -> None:
     model, tokenizer, records = parts
     prompts = [encode_prompt(r, tokenizer, KULLM, True) for r in records]

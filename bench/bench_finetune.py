@@ -1,8 +1,10 @@
 """Training throughput of `kovr finetune` batching: packing and length grouping vs padding to max length.
 
-The baseline pads every example to ``max_seq_len``, as the KULLM and KoAlpaca reference training
-scripts do. All modes train the same LoRA model on the same examples for one epoch in the same
-process; throughput counts only real (non-padding) tokens.
+The baseline pads every example to ``max_seq_len`` and computes the logits of every position, as
+the KULLM and KoAlpaca reference training scripts do. Length grouping is timed both with those
+logits and with ours, only at the positions that predict a response token (finetune/objective.py).
+All modes train the same LoRA model on the same examples for one epoch in the same process;
+throughput counts only real (non-padding) tokens.
 
     python bench/bench_finetune.py                       # CPU, tiny GPT-NeoX, KoAlpaca from ../shared/data
     python bench/bench_finetune.py --examples 128 --max-seq-len 256 --repeats 5
@@ -29,7 +31,7 @@ from finetune.batching import collate, plan_epoch
 from finetune.config import LoraSection, TrainSection, build_config
 from finetune.data import load_records, prepare_examples
 from finetune.modeling import Runtime, add_lora, train_tokenizer
-from finetune.objective import loss_sum
+from finetune.objective import every_position_loss, loss_sum
 from finetune.optim import build_optimizer
 from finetune.run_config import DataSection
 from kovr.prompt import KULLM
@@ -79,7 +81,12 @@ def build_model(args: argparse.Namespace, tokenizer: Any, device: Any, dtype: An
     return model, attn
 
 
-def prepare_mode(mode: str, examples: list[Any], args: argparse.Namespace, rt: Runtime, pad_id: int) -> dict[str, Any]:
+# (batching, logits of every position?): the reference scripts' way first (the baseline).
+MODES = (("padded", True), ("grouped", True), ("grouped", False), ("packed", False))
+
+
+def prepare_mode(mode: str, every_position: bool, examples: list[Any], args: argparse.Namespace, rt: Runtime,
+                 pad_id: int) -> dict[str, Any]:
     lengths = [len(e) for e in examples]
     plan = plan_epoch(lengths, mode=mode, micro_batch_size=args.micro_batch, max_seq_len=args.max_seq_len,
                       seed=0, epoch=0)
@@ -88,7 +95,8 @@ def prepare_mode(mode: str, examples: list[Any], args: argparse.Namespace, rt: R
     batches = [collate(m, examples, pad_id=pad_id, pad_to=pad_to, mask=mask, mask_dtype=rt.dtype) for m in plan]
     real = sum(b.real_tokens for b in batches)
     slots = sum(b.input_ids.numel() for b in batches)
-    return {"mode": mode, "batches": batches, "micro_batches": len(batches), "real_tokens": real,
+    label = f"{mode}, {'every position' if every_position else 'response positions'}"
+    return {"mode": label, "loss": every_position_loss if every_position else loss_sum, "batches": batches, "micro_batches": len(batches), "real_tokens": real,
             "slots": slots, "padding": 1 - real / slots, "times": []}
 
 
@@ -98,7 +106,7 @@ def time_epoch(run: dict[str, Any], model: Any, optimizer: Any, rt: Runtime, war
 
     def step(batch: Any) -> None:
         with torch.autocast(rt.device.type, dtype=rt.autocast) if rt.autocast else _Null():
-            loss, n = loss_sum(model, batch.to(rt.device))
+            loss, n = run["loss"](model, batch.to(rt.device))
         (loss / n).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -178,7 +186,7 @@ def main() -> None:
                  "varlen" if attn == "flash_attention_2" else "4d")
     model = add_lora(model, LoraSection(r=8, alpha=16, dropout=0.05), rt)
     optimizer = build_optimizer(model, TrainSection(learning_rate=1e-4))
-    results = [prepare_mode(m, examples, args, rt, tokenizer.pad_token_id) for m in ("padded", "grouped", "packed")]
+    results = [prepare_mode(m, every, examples, args, rt, tokenizer.pad_token_id) for m, every in MODES]
     for _ in range(args.repeats):  # interleaved, so load from other processes hits every mode alike
         for run in results:
             time_epoch(run, model, optimizer, rt, args.warmup)
@@ -192,7 +200,7 @@ def main() -> None:
           f"micro-batch {args.micro_batch}; model: GPT-NeoX {'1.3B-shaped' if args.gpu else f'{args.layers}x{args.hidden}'}"
           f" + LoRA r=8 on query_key_value, attention {attn}, {dtype}\n")
     print(f"best of {args.repeats} interleaved passes per mode\n")
-    header = "| batching | micro-batches | padding | seconds | real tokens/s | vs padded |"
+    header = "| batching, logits at | micro-batches | padding | seconds | real tokens/s | vs padded |"
     if args.gpu:
         header += " peak GPU GiB | MFU |"
     print(header)

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from finetune.objective import response_loss
 from finetune.vr.data import IGNORE, Encoded
 from model_server.align import AlignModel, decode_data_uri, splice_image_embeds
 
@@ -92,11 +93,7 @@ def _pad(rows: list[torch.Tensor], labels: list[torch.Tensor], left: bool) -> tu
 def loss_sum(model: VRModel, items: list[Encoded]) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over answer tokens (the loop divides by the whole step's count)."""
     embeds, mask, labels = model.build_inputs(items)
-    logits = model.lm(inputs_embeds=embeds, attention_mask=mask).logits[:, :-1].float()
-    target = labels[:, 1:]
-    loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                       ignore_index=IGNORE, reduction="sum")
-    return loss, int((target != IGNORE).sum())
+    return response_loss(model.lm, labels, inputs_embeds=embeds, attention_mask=mask)
 
 
 @torch.no_grad()

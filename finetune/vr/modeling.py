@@ -11,6 +11,7 @@ from typing import Any
 from finetune.config import TrainSection
 from finetune.loop import LoopSpec, train_loop
 from finetune.modeling import Runtime, add_lora, load_base_model, resolve_runtime, tiny_model, train_tokenizer
+from finetune.objective import response_loss
 from finetune.optim import build_optimizer, build_scheduler
 from finetune.vr.config import VRConfig
 from finetune.vr.data import (
@@ -152,11 +153,7 @@ def text_loss_sum(model: Any, items: list[Encoded]) -> tuple[Any, int]:
     for i, it in enumerate(items):
         n = len(it.input_ids)
         ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(it.input_ids), torch.tensor(it.labels), 1
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    target = labels[:, 1:]
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                             ignore_index=IGNORE, reduction="sum")
-    return loss, int((target != IGNORE).sum())
+    return response_loss(model, labels, input_ids=ids, attention_mask=mask)
 
 
 # --- the checkpoint folder -----------------------------------------------------------------------

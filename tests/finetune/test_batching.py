@@ -9,7 +9,7 @@ import pytest
 
 from finetune.batching import collate, pack_rows, plan_epoch
 from finetune.data import Example, make_example
-from finetune.objective import forward_logits, loss_sum
+from finetune.objective import every_position_loss, forward_logits, loss_sum
 
 
 def _examples(n: int, seed: int = 0, vocab: int = 50) -> list[Example]:
@@ -136,3 +136,49 @@ def test_prompt_tokens_get_no_gradient(model: Any) -> None:
     assert carries.any() and (~carries).any()
     assert float(per_position[~carries].max()) == 0.0
     assert float(per_position[carries].min()) > 0.0
+
+
+@pytest.mark.parametrize("mask", ["2d", "4d"])
+def test_logits_only_where_the_loss_is_give_the_same_loss_and_gradients(model: Any, mask: str) -> None:
+    import torch
+
+    examples = _examples(6, seed=7)
+    rows = [[i] for i in range(6)] if mask == "2d" else [[0, 1, 2], [3, 4, 5]]
+    batch = collate(rows, examples, pad_id=1, mask=mask)
+
+    def loss_and_grads(fn: Any) -> tuple[float, int, list[Any]]:
+        model.zero_grad()
+        loss, n = fn(model, batch)
+        (loss / n).backward()
+        return float(loss.detach()), n, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    kept_loss, kept_n, kept_grads = loss_and_grads(loss_sum)
+    full_loss, full_n, full_grads = loss_and_grads(every_position_loss)
+    model.zero_grad()
+    assert kept_n == full_n == batch.loss_tokens
+    assert kept_loss == pytest.approx(full_loss, rel=1e-5)
+    assert len(kept_grads) == len(full_grads)
+    for kept, full in zip(kept_grads, full_grads, strict=True):
+        torch.testing.assert_close(kept, full, rtol=1e-4, atol=1e-6)
+
+
+def test_a_model_that_ignores_logits_to_keep_still_gets_the_right_loss(model: Any) -> None:
+    import torch
+
+    class EveryPosition(torch.nn.Module):
+        """A causal LM whose forward has no logits_to_keep (it swallows the keyword)."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, **inputs: Any) -> Any:
+            inputs.pop("logits_to_keep")
+            return self.inner(**inputs)
+
+    batch = collate([[i] for i in range(4)], _examples(4, seed=9), pad_id=1, mask="2d")
+    with torch.no_grad():
+        kept, n = loss_sum(EveryPosition(model), batch)
+        full, full_n = every_position_loss(model, batch)
+    assert n == full_n
+    assert float(kept) == pytest.approx(float(full), rel=1e-5)

@@ -28,6 +28,10 @@ These models are too small to keep a GPU busy: processes sharing one ran at half
 CPU core each (docs/BENCHMARKS.md), so ``--device cuda`` is for larger variants. The seed sets the
 models' initial weights, the text mixed in and the batch order; the scenes and questions stay those
 of seed 0.
+
+Each model's scores print as each stage ends (stage 2 and every relation pass; the last pass's are
+the table's), and every stage saves a checkpoint every 2,000 steps: the same command with the same
+``--workdir`` resumes a stopped run where each stage stopped (train seconds then count this run's part).
 """
 
 from __future__ import annotations
@@ -60,8 +64,10 @@ def parse_seeds(text: str) -> list[int]:
 
 def _extra(seed: int, device: str, overrides: list[str]) -> list[str]:
     # fp32 on the GPU too: these models are tiny, and the CPU table is fp32.
+    # Checkpoints every 2,000 steps: the bench run again in the same --workdir resumes each stage
+    # where it stopped (runs of the full recipe take hours).
     return [f"run.seed={seed}", f"run.device={device}", "train.precision=fp32", "train.gradient_checkpointing=false",
-            *overrides]
+            "train.save_every=2000", *overrides]
 
 
 def seed_stage1(workdir: Path, seed: int, device: str, size: Any, overrides: list[str]) -> Path:
@@ -215,9 +221,10 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
             scores += [(k, ("relation_test", "by_template_id", k)) for k in rel_forms]
             done = r["align"]["relation_pass"]
             passes = f" x {done['passes']}" if done["passes"] > 1 else ""
-            print(f"before the {done['steps']}-step relation pass{passes}: " + ", ".join(
-                f"{name} {_node(before['align'], path)['accuracy']:.1%} / {_node(before['text_only'], path)['accuracy']:.1%}"
-                for name, path in scores))
+            print(f"before the {done['steps']}-step relation pass{passes}: " + _versus(before, scores))
+            for number, (a, t) in enumerate(zip(*(r[m].get("earlier_relation_passes", []) for m in ("align", "text_only")),
+                                                strict=True), start=1):
+                print(f"after relation pass {number} of {done['passes']}: " + _versus({"align": a, "text_only": t}, scores))
     if len(runs) > 1:
         print(f"\nmean over {len(runs)} seeds (min-max)")
         print("| question type | align model | text-only baseline | align above baseline (seeds) |")
@@ -225,6 +232,12 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
         for path, label in [*rows, (("overall",), "**overall**")]:
             print(f"| {label} | {_spread(runs, 'align', path)} | {_spread(runs, 'text_only', path)} | "
                   f"{sum(_acc(r, 'align', path) > _acc(r, 'text_only', path) for r in runs)}/{len(runs)} |")
+
+
+def _versus(results: dict[str, dict[str, Any]], scores: list[tuple[str, tuple[str, ...]]]) -> str:
+    """"name align / text-only" for each score."""
+    return ", ".join(f"{name} {_node(results['align'], path)['accuracy']:.1%} / "
+                     f"{_node(results['text_only'], path)['accuracy']:.1%}" for name, path in scores)
 
 
 def _print_which_one(run: dict[str, Any]) -> None:

@@ -128,13 +128,18 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
         result["train_seconds"] = round(seconds, 1)
         return result, table
     before, _ = _score(checkpoint, data, test_vqa, size)
-    passed, pass_seconds = checkpoint, 0.0
+    _say_score(name, "stage 2", before)
+    passed, pass_seconds, earlier = checkpoint, 0.0, []
     for number in range(1, size.relation_passes + 1):
         passed = _relation_pass(workdir, size, extra, passed, name, images, number)
         pass_seconds += run_seconds(passed)
+        if number < size.relation_passes:  # each pass's figures, not only the last's
+            earlier.append(_score(passed, data, test_vqa, size)[0])
+            _say_score(name, f"relation pass {number}", earlier[-1])
     result, table = _score(passed, data, test_vqa, size)
     result["train_seconds"] = round(seconds + pass_seconds, 1)
     result["before_relation_pass"] = before
+    result["earlier_relation_passes"] = earlier
     result["relation_pass"] = {"steps": size.relation_steps, "passes": size.relation_passes,
                                "replay": size.relation_replay,
                                "checkpoint": str(passed), "train_seconds": round(pass_seconds, 1)}
@@ -148,6 +153,14 @@ def _score(checkpoint: Path, data: Path, test_vqa: Path, size: ProofSize) -> tup
         relations = _only(data, "test", ("relation",), write=False)
         result["relation_test"], _ = evaluate_checkpoint(checkpoint, relations, limit=size.relation_eval)
     return result, table
+
+
+def _say_score(name: str, stage: str, result: dict[str, Any]) -> None:
+    """A line as each stage is scored: a run of hours shows its figures long before its table."""
+    forms = result.get("relation_test", {}).get("by_template_id", {})
+    shown = [f"{form} {score['accuracy']:.1%}" for form, score in sorted(forms.items())]
+    shown += [f"{kind} {score['accuracy']:.1%}" for kind, score in result["by_type"].items()]
+    print(f"{name}, after {stage}: " + ", ".join(shown) + f", all {result['overall']['accuracy']:.1%}", flush=True)
 
 
 def _relation_pass(workdir: Path, size: ProofSize, extra: list[str] | None, start: Path, name: str,

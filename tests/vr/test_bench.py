@@ -81,13 +81,11 @@ def test_bad_seed_lists_are_refused(text: str) -> None:
 def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_path: Path, recipe: str,
                                                                           stage2_file: str, passes: int) -> None:
     out = tmp_path / "seeds.json"
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
-         "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4", "--relation-replay", "0.5",
-         "--relation-eval", "20", "--reasoned-relations", recipe, "--relation-passes", str(passes),
-         "--workdir", str(tmp_path / "w"), "--json", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
+    command = [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
+               "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4",
+               "--relation-replay", "0.5", "--relation-eval", "20", "--reasoned-relations", recipe,
+               "--relation-passes", str(passes), "--workdir", str(tmp_path / "w"), "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = json.loads(out.read_text(encoding="utf-8"))
     assert [r["seed"] for r in runs] == [0, 1]
@@ -121,6 +119,8 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
+            assert [e["overall"]["n"] for e in r[model]["earlier_relation_passes"]] == [r[model]["overall"]["n"]] * (passes - 1)
+            assert f"{model}, after stage 2: rel_" in done.stdout
             stage2_dir = tmp_path / "w" / f"seed{r['seed']}" / model
             stage2 = json.loads((stage2_dir / "align" / "vr_run.json").read_text(encoding="utf-8"))
             assert stage2["data"]["vqa"] == len(stage2_records)
@@ -138,6 +138,14 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     assert all("which_one" in r[m]["relation_test"] for r in runs for m in ("align", "text_only"))
     if passes == 1:  # the noun probe on this run's seed-0 models
         _check_noun_probe(tmp_path / "w", tmp_path / "nouns.json")
+    else:  # every pass scored; run again in the same workdir, each stage resumes at its end and trains no step
+        assert "after relation pass 1 of 2: relation" in done.stdout and "align, after relation pass 1: rel_" in done.stdout
+        again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert again.stdout.count("이어서 학습 resuming from") == 2 * (1 + 2 * (1 + passes))  # stage 1, stage 2, passes
+        rerun = json.loads(out.read_text(encoding="utf-8"))
+        assert [r[m]["overall"] for r in rerun for m in ("align", "text_only")] == \
+            [r[m]["overall"] for r in runs for m in ("align", "text_only")]
 
 
 def _check_noun_probe(workdir: Path, out: Path) -> None:

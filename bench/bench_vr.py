@@ -31,7 +31,7 @@ of seed 0.
 
 Each model's scores print as each stage ends (stage 2 and every relation pass; the last pass's are
 the table's), and every stage saves a checkpoint every 2,000 steps: the same command with the same
-``--workdir`` resumes a stopped run where each stage stopped (train seconds then count this run's part).
+``--workdir`` resumes a stopped run where each stage stopped (train seconds count both parts).
 """
 
 from __future__ import annotations

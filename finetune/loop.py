@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from finetune.config import TrainSection
 from finetune.metrics import METRICS_FILE, MetricsLog, Progress
 
 B = TypeVar("B")
+TRAIN_SECONDS = "train_seconds"  # in TrainState.extra: optimizer-step time over every run of the training
 
 
 @dataclass
@@ -160,11 +162,14 @@ def _run_steps(
 ) -> None:
     train = spec.train
     bad = 0  # skipped (non-finite) steps in a row
+    # Training time travels in the checkpoint, so a resumed run reports the whole run's time.
+    clock = time.perf_counter() - float(state.extra.get(TRAIN_SECONDS, 0.0))
     while state.step < spec.total_steps:
         group = _group(spec, state.micro_step, cache)
         loss, items, grad_norm = _optimizer_step(spec, group)
         state.step += 1
         state.micro_step += len(group)
+        state.extra[TRAIN_SECONDS] = round(time.perf_counter() - clock, 3)
         tokens = sum(spec.tokens_fn(b) for b in group)
         finite = math.isfinite(loss) and math.isfinite(grad_norm)
         shown = bar.update(state.step, loss=loss if finite else None, tokens=tokens)

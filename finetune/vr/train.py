@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from finetune.checkpoint import TrainState, load_checkpoint
 from finetune.config import save_config
-from finetune.loop import LoopSpec, train_loop
+from finetune.loop import TRAIN_SECONDS, LoopSpec, train_loop
 from finetune.metrics import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 from finetune.optim import build_optimizer, build_scheduler
 from finetune.sources import DataError
@@ -134,7 +133,7 @@ def run_finetune_vr(cfg: VRConfig) -> VRRunResult:
 
     prefix = align.num_prefix_tokens if cfg.data.images else 0
     batches = epoch_batches(items, cfg.train.micro_batch_size, cfg.run.seed, cfg.data.batching)
-    started = time.perf_counter()
+    earlier = float(state.extra.get(TRAIN_SECONDS, 0.0))  # a resumed run's time before this one
     state = train_loop(LoopSpec(
         model=model, optimizer=optimizer, scheduler=scheduler, run_dir=run_dir, train=cfg.train,
         total_steps=total, batches_for_epoch=batches,
@@ -142,8 +141,9 @@ def run_finetune_vr(cfg: VRConfig) -> VRRunResult:
         tokens_fn=lambda b: sum(len(it.input_ids) + (prefix if it.image else 0) for it in b),
         eval_fn=eval_fn if eval_records else None, autocast_dtype=runtime.autocast,
     ), state)
-    seconds = time.perf_counter() - started
-    info = {"stage": cfg.stage, "images": cfg.data.images, "steps": state.step, "train_seconds": round(seconds, 1),
+    seconds = float(state.extra.get(TRAIN_SECONDS, earlier))
+    info = {"stage": cfg.stage, "images": cfg.data.images, "steps": state.step, "train_seconds": round(seconds, 3),
+            "train_seconds_this_run": round(seconds - earlier, 3),
             "examples": len(items), "data": counts, "language_model_source": lm_source}
     checkpoint = save_checkpoint_folder(cfg, run_dir / ALIGN_DIR, model, tokenizer, template, lm_source, info)
     if last_eval:

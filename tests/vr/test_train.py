@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from finetune.config import ConfigError, load_config
 from finetune.vr.config import VRConfig
+from finetune.vr.modeling import read_run_info
 from model_server.align import AlignModel, load_language_model
 
 CONFIGS = Path(__file__).resolve().parents[2] / "finetune" / "vr" / "configs"
@@ -164,6 +165,10 @@ def test_interrupted_stage2_resumes_to_the_same_weights(stage1: Path, vr_data: P
     a = load_file(str(straight.checkpoint / "projector.safetensors"))
     b = load_file(str(resumed.checkpoint / "projector.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # the training time counts both parts of the interrupted run, not only the resumed one
+    whole, straight_info = read_run_info(resumed.checkpoint), read_run_info(straight.checkpoint)
+    assert whole["train_seconds_this_run"] > 0 and whole["train_seconds"] > whole["train_seconds_this_run"]
+    assert straight_info["train_seconds"] == straight_info["train_seconds_this_run"]
 
 
 def test_bad_configs_are_clear_errors(vr_data: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@
     ... --yes-no-in-pass with relation=12 in place of 4  # "which one" in stage 2 (seeds 2, 5); other types lower
     ... --varied-wordings, relation=12, --relation-passes 2  # held-out wordings of every type; seen relations in one seed
     ... --varied-wordings, relation=12, --relation-passes 3  # and rel_1-rel_4 at 80-86%, colour/shape/count kept (one seed)
-    ... --varied-wordings --varied-nouns, relation=12, --relation-passes 3  # every relation form 15-29 points above (seeds 5, 2)
+    ... --varied-wordings --varied-nouns, relation=12, --relation-passes 3  # every relation form 15-45 points above (seeds 5, 2)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image

@@ -96,8 +96,9 @@ def prepare_mode(mode: str, every_position: bool, examples: list[Any], args: arg
     real = sum(b.real_tokens for b in batches)
     slots = sum(b.input_ids.numel() for b in batches)
     label = f"{mode}, {'every position' if every_position else 'response positions'}"
-    return {"mode": label, "loss": every_position_loss if every_position else loss_sum, "batches": batches, "micro_batches": len(batches), "real_tokens": real,
-            "slots": slots, "padding": 1 - real / slots, "times": []}
+    return {"mode": label, "loss": every_position_loss if every_position else loss_sum, "batches": batches,
+            "micro_batches": len(batches), "real_tokens": real, "slots": slots, "padding": 1 - real / slots,
+            "times": []}
 
 
 def time_epoch(run: dict[str, Any], model: Any, optimizer: Any, rt: Runtime, warmup: int) -> None:

@@ -1,45 +1,40 @@
-"""The FastAPI application: `create_app(settings)`.
+"""The FastAPI application: `create_app(settings)`, with both front doors: the API (`backend.api`)
+and the pages (`backend.web`), each a thin layer over `backend.services`.
 
-Lifespan: open the AsyncMongoClient (app.state.db), apply pending migrations, then the chat
-part's own start-up (`backend.chat.lifespan.startup(app, settings)`, if that module exists; it puts
-the model client on app.state) and, on the way out, its `shutdown(app)` before the client closes.
+Lifespan: open the AsyncMongoClient (app.state.db), apply pending migrations, finish interrupted
+account deletions, then open the chat part (app.state.chat: model client, this worker's jobs, the
+follower of other workers' answers) and, on the way out, close it before the client closes.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from pymongo.errors import PyMongoError
 
-from backend.api.middleware import (
-    BodyLimitMiddleware,
-    BrowserSessionMiddleware,
-    RequestLogMiddleware,
-    SecurityHeadersMiddleware,
-)
+from backend import web
 from backend.api.routes import ROUTERS
 from backend.core.errors import install_error_handlers
 from backend.core.secrets import ensure_jwt_secret
 from backend.db.client import Db, open_client
 from backend.db.migrate import apply_migrations
+from backend.http.middleware import (
+    BodyLimitMiddleware,
+    BrowserSessionMiddleware,
+    RequestLogMiddleware,
+    SecurityHeadersMiddleware,
+)
+from backend.http.shutdown import on_server_exit
 from backend.services.auth import finish_deletions
+from backend.services.chat_runtime import begin_shutdown, close_chat, open_chat
 from kovr import __version__
 from kovr.settings import Settings
 
 log = logging.getLogger("kovr.app")
-CHAT_LIFESPAN = "backend.chat.lifespan"
-
-
-def _chat_hooks() -> Any | None:
-    if importlib.util.find_spec("backend.chat") is None or importlib.util.find_spec(CHAT_LIFESPAN) is None:
-        return None
-    return importlib.import_module(CHAT_LIFESPAN)
 
 
 async def _migrate(db: Db) -> None:
@@ -74,14 +69,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = client[settings.mongodb_db]
         await _migrate(app.state.db)
         await _finish_deletions(app.state.db)
-        hooks = _chat_hooks()
-        if hooks is not None:
-            await hooks.startup(app, settings)
+        app.state.chat = chat = await open_chat(settings, app.state.db)
+        app.state.model = chat.model
+        # With a model server configured (`kovr serve` sets it once it has started one), /readyz
+        # says "ready" only while it answers /health; `kovr serve --no-model` runs without that.
+        if settings.model_server_url is not None:
+            app.state.readiness_checks["model"] = chat.model.healthy
+        loop = asyncio.get_running_loop()
+        unregister = on_server_exit(lambda: loop.call_soon_threadsafe(begin_shutdown, chat))
         try:
             yield
         finally:
-            if hooks is not None:
-                await hooks.shutdown(app)
+            unregister()
+            await close_chat(chat)
     finally:
         app.state.db = None
         await client.close()
@@ -107,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
+    app.include_router(web.router)
     # Added innermost first: log → security headers → body limit → browser session → routes.
     app.add_middleware(BrowserSessionMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_image_bytes + 1024 * 1024)

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, KOVR_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000, KOVR_PORT)")
+    serve.add_argument("--workers", type=int, help="web worker processes (default 1, KOVR_WORKERS); they share "
+                       "the database and the model server started here")
     serve.add_argument("--no-model", action="store_true", help="do not start the model server")
     serve.set_defaults(func=cmd_serve)
 
@@ -125,6 +127,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("kovr: 데이터베이스에 연결할 수 없습니다 (database not reachable)", file=sys.stderr)
             return 1
         with model_server(settings, not args.no_model) as settings:
+            if settings.workers > 1:
+                return _run_workers(settings)
             return 0 if _run_web_app(settings) else 3
 
 
@@ -144,6 +148,20 @@ def _run_web_app(settings: Settings) -> bool:
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped on; Ctrl+C is a clean exit
         pass
     return server.started
+
+
+def _run_workers(settings: Settings) -> int:
+    """`--workers N`: the workers get this process's final settings (the database and model server
+    started here included) through their environment."""
+    import os
+
+    from backend.server import run_workers
+    from kovr.settings import worker_environment
+
+    os.environ.update(worker_environment(settings))
+    print(f"KoVR: http://{settings.host}:{settings.port} ({settings.workers} workers)", file=sys.stderr, flush=True)
+    run_workers(settings)
+    return 0
 
 
 async def _migrate(uri: str, db_name: str, status_only: bool) -> int:
@@ -210,8 +228,8 @@ async def _create_user(uri: str, db_name: str, email: str, password: str, name: 
 def cmd_create_user(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from backend.core.errors import AppError
     from backend.schemas.users import UserCreate
-    from backend.services.errors import EmailAlreadyUsed
     from kovr.cli import settings_from_args
 
     try:
@@ -242,7 +260,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
                     args.admin,
                 )
             )
-        except EmailAlreadyUsed:
+        except AppError:
             print(f"kovr: 이미 가입된 이메일입니다 (email taken): {body.email}", file=sys.stderr)
             return 1
     print(f"created {body.email} ({'admin' if args.admin else 'user'}) id={user_id}")

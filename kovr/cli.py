@@ -31,7 +31,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with the command line's explicit options on top."""
     overrides = {
         key: value
-        for key in ("host", "port", "data_dir")
+        for key in ("host", "port", "data_dir", "workers")
         if (value := getattr(args, key, None)) is not None
     }
     return load_settings(**overrides)

@@ -7,6 +7,8 @@ the code base reads the environment. Every field can be set as ``KOVR_<FIELD>`` 
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +37,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64, description="web worker processes of `kovr serve`")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     public_url: str | None = None  # e.g. https://kovr.example.com; https turns on Secure cookies
     # Reverse proxies whose X-Forwarded-For / -Proto headers are believed: addresses or networks,
@@ -79,7 +82,14 @@ class Settings(BaseSettings):
     chat_stall_timeout_s: float = Field(default=60.0, gt=0)
     chat_default_max_new_tokens: int = Field(default=512, ge=1)
     chat_max_images_per_message: int = Field(default=4, ge=0)
+    # A crash loses at most this much of an answer's text (plus one write): saves are coalesced,
+    # at most one in flight per answer.
     chat_save_interval_s: float = Field(default=0.5, gt=0, description="how often a streaming answer is saved")
+    # A worker renews the lease of each answer it generates every chat_lease_s / 4; an answer whose
+    # lease ran out (its worker died) is settled as interrupted, its text kept.
+    chat_lease_s: float = Field(default=8.0, gt=0)
+    chat_follow_recheck_s: float = Field(default=2.0, gt=0, description="re-read a followed answer this often")
+    chat_follow_poll_s: float = Field(default=0.25, gt=0, description="poll interval without change streams")
     chat_keepalive_s: float = Field(default=15.0, gt=0, description="SSE keep-alive comment interval")
 
     # --- model_server ------------------------------------------------------------------------
@@ -158,3 +168,24 @@ def load_settings(**overrides: object) -> Settings:
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None
+
+
+WORKER_SETTINGS_ENV = "KOVR_WORKER_SETTINGS"
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The parent's final settings (database and model server it started included) for its web
+    worker processes, which read them back with `worker_settings` instead of rebuilding them."""
+    values = {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in ((name, getattr(settings, name)) for name in Settings.model_fields)
+    }
+    return {WORKER_SETTINGS_ENV: json.dumps(values, default=str)}
+
+
+def worker_settings() -> Settings:
+    """In a web worker started by `kovr serve --workers N`: exactly the parent's settings."""
+    raw = os.environ.get(WORKER_SETTINGS_ENV)
+    if raw is None:
+        raise SettingsError(f"{WORKER_SETTINGS_ENV} is not set: web workers are started by `kovr serve`")
+    return load_settings(**json.loads(raw))

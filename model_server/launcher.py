@@ -4,20 +4,29 @@ Builds the demo model first when no model is configured and it is missing (with 
 starts `python -m kovr model-server` on a free loopback port, waits until /health answers, and
 stops the child on exit. The child gets the parent's model_server settings as KOVR_* variables,
 so both processes agree on limits even when the parent's settings came from the command line.
+
+Supervised: a child that exits on its own (a crash, an OOM kill, `kill -9`) is started again on
+the same port after a backoff (1 s, doubling to 30 s), with a log line each time; meanwhile
+/health fails, so the web app's /readyz says "not ready" and answers in flight end with
+`model_unavailable`, keeping their text. The child dies with its parent (parent-death signal).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import httpx
 
+from kovr.processes import preexec_die_with_parent
 from kovr.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,6 +39,10 @@ _FORWARDED = (
     "max_new_tokens_limit", "torch_threads", "ignore_eos", "max_image_bytes", "max_image_pixels", "data_dir",
     "shared_data_dir", "log_level", "profile",
 )
+
+
+log = logging.getLogger("kovr.model_server.launcher")
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 
 class ModelServerError(RuntimeError):
@@ -51,6 +64,9 @@ class ModelServerProcess:
         self.port = _free_port(host)
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.restarts = 0
 
     @property
     def url(self) -> str:
@@ -58,16 +74,59 @@ class ModelServerProcess:
 
     def __enter__(self) -> Self:
         self.ensure_model()
+        self._stopping.clear()
+        # The supervisor thread starts every child: the parent-death signal follows the thread that
+        # forked, so the children must come from a thread that lives as long as the supervision.
+        started = threading.Event()
+        failure: list[BaseException] = []
+        self._supervisor = threading.Thread(target=self._supervise, args=(started, failure), daemon=True,
+                                            name="model-server-supervisor")
+        self._supervisor.start()
+        started.wait()
+        if failure:
+            self.stop()
+            raise failure[0]
+        return self
+
+    def _spawn(self) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "kovr", "model-server", "--host", self.host, "--port", str(self.port)],
             env={**os.environ, **self._child_env()},
+            preexec_fn=preexec_die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - one prctl call (kovr/processes.py)
         )
+
+    def _supervise(self, started: threading.Event, failure: list[BaseException]) -> None:
         try:
+            self._spawn()
             self._wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        except BaseException as exc:  # noqa: BLE001 - handed to __enter__, which raises it
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        attempt = 0
+        while not self._stopping.wait(0.5):
+            process = self._process
+            if process is None or process.poll() is None:
+                continue
+            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            log.error("model server exited with code %s; restarting in %.0f s", process.returncode, delay)
+            if self._stopping.wait(delay):
+                return
+            attempt += 1
+            self.restarts += 1
+            try:
+                self._spawn()
+                self._wait_healthy()
+            except ModelServerError as exc:
+                log.error("model server restart failed: %s", exc)
+                continue
+            log.warning("model server is back at %s (restart %d)", self.url, self.restarts)
+            attempt = 0
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -88,6 +147,9 @@ class ModelServerProcess:
         )
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout=5)
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -108,7 +170,7 @@ class ModelServerProcess:
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stopping.is_set():
             assert self._process is not None
             if (code := self._process.poll()) is not None:
                 raise ModelServerError(f"model server exited with code {code} before it was ready")

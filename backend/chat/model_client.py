@@ -1,7 +1,7 @@
 """The backend's one door to the model: a TGI server (model_server or stock TGI) over HTTP.
 
 Streaming goes through the `text-generation` AsyncClient; /info and /tokenize, which that client
-does not cover, through httpx. Every upstream failure becomes a :class:`ChatError` with a stable
+does not cover, through httpx. Every upstream failure becomes a :class:`AppError` with a stable
 code, so the chat layer never sees aiohttp or TGI exception types.
 """
 
@@ -19,7 +19,7 @@ from text_generation import AsyncClient  # type: ignore[import-untyped]
 from text_generation import errors as tgi_errors  # type: ignore[import-untyped]
 from text_generation.types import StreamResponse  # type: ignore[import-untyped]
 
-from backend.chat.errors import ChatError
+from backend.core.errors import AppError
 
 log = logging.getLogger("kovr.chat.model")
 
@@ -70,20 +70,22 @@ def _prefix_tokens(data: dict[str, Any]) -> int:
     return DEFAULT_IMAGE_PREFIX_TOKENS if (data.get("supports_images") or data.get("images_supported")) else 0
 
 
-def map_model_error(exc: BaseException) -> ChatError:
+def map_model_error(exc: BaseException) -> AppError:
     """One place that turns TGI client / transport failures into user-facing chat errors."""
-    if isinstance(exc, ChatError):
+    if isinstance(exc, AppError):
         return exc
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, _OVERLOADED):
-        return ChatError("model_overloaded", 503, detail)
+        return AppError("model_overloaded", detail)
     if isinstance(exc, _REJECTED):
-        return ChatError("model_rejected", 422, detail)
+        return AppError("model_rejected", detail)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, tgi_errors.ShardTimeoutError, httpx.TimeoutException)):
-        return ChatError("model_timeout", 504, detail)
-    if isinstance(exc, _NOT_READY + (aiohttp.ClientConnectionError, httpx.TransportError, OSError)):
-        return ChatError("model_unavailable", 503, detail)
-    return ChatError("model_error", 502, detail)
+        return AppError("model_timeout", detail)
+    # A stream cut mid-way (ClientPayloadError) means the model server went away, as a refused connection does.
+    unreachable = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, httpx.TransportError, OSError)
+    if isinstance(exc, _NOT_READY + unreachable):
+        return AppError("model_unavailable", detail)
+    return AppError("model_error", detail)
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class ModelClient:
                     deadline.reschedule(None)  # disarmed while the consumer works on the item
                     yield item
                     deadline.reschedule(loop.time() + self.stall_timeout_s)
-        except ChatError:
+        except AppError:
             raise
         except Exception as exc:  # every upstream failure (and the stall timeout), mapped in one place
             raise map_model_error(exc) from exc
@@ -183,11 +185,11 @@ class ModelClient:
             raise _status_error(response)
         data = response.json()
         if not isinstance(data, dict):
-            raise ChatError("model_error", 502, f"{path} returned {type(data).__name__}")
+            raise AppError("model_error", f"{path} returned {type(data).__name__}")
         return data
 
 
-def _status_error(response: httpx.Response) -> ChatError:
+def _status_error(response: httpx.Response) -> AppError:
     try:
         payload = response.json()
         message = str(payload.get("error", ""))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from backend.chat.errors import ChatError
+from backend.core.errors import AppError
 from kovr.prompt import PromptTemplate, Turn
 
 IMAGE_PLACEHOLDER = "[이미지]"
@@ -76,7 +76,7 @@ async def build_prompt(
     budget = min(limits.max_input_tokens, limits.max_total_tokens - max_new_tokens)
     text, tokens = await size(0)
     if tokens > limits.max_input_tokens:
-        raise ChatError("prompt_too_long", 422, f"{tokens} tokens > {limits.max_input_tokens}")
+        raise AppError("prompt_too_long", f"{tokens} tokens > {limits.max_input_tokens}")
     if tokens > budget:
         # The question fits the model but leaves less room to answer: shorten the answer instead.
         return PromptPlan(text, tokens, 0, len(history), limits.max_total_tokens - tokens)

@@ -1,8 +1,9 @@
-"""One error shape for the whole API: {"error": {"code": "<snake_case>", "message": "<text>"}}.
+"""One error type for the whole backend, one table from its codes to HTTP statuses, one handler.
 
-Routes and deps raise :class:`ApiError` (an HTTPException with a stable code); the handlers in
-:func:`install_error_handlers` turn it, validation errors, plain HTTP errors and anything
-unexpected into that shape, in Korean or English by Accept-Language. No stack trace leaks.
+Services, repositories and dependencies raise :class:`AppError` with a stable snake_case code;
+the handler installed once by :func:`install_error_handlers` turns it into
+`{"error": {"code", "message"}}` for the API, or into a toast text for an htmx page request, in
+the caller's language (`backend.core.i18n`). SSE error events carry the same code and text.
 """
 
 from __future__ import annotations
@@ -13,46 +14,102 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.core.messages import locale_from_header, message_for
-from backend.services.errors import RateLimited, ServiceError
+from backend.core.i18n import message_for, request_locale
 
 log = logging.getLogger("kovr.errors")
 
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    422: "validation_error",
-    429: "too_many_requests",
-    503: "service_unavailable",
+# Every code's HTTP status; a code missing here is a 400.
+STATUS: dict[str, int] = {
+    "bad_request": 400,
+    "wrong_password": 400,
+    "validation_error": 422,
+    "invalid_cursor": 422,
+    "invalid_event_id": 422,
+    "invalid_parameters": 422,
+    "empty_message": 422,
+    "message_too_long": 422,
+    "too_many_images": 422,
+    "image_invalid": 422,
+    "image_url_not_allowed": 422,
+    "images_not_supported": 422,
+    "model_rejected": 422,
+    "prompt_too_long": 422,
+    "not_authenticated": 401,
+    "invalid_token": 401,
+    "invalid_credentials": 401,
+    "invalid_refresh_token": 401,
+    "refresh_token_reused": 401,
+    "forbidden": 403,
+    "csrf_failed": 403,
+    "account_disabled": 403,
+    "not_found": 404,
+    "conversation_not_found": 404,
+    "message_not_found": 404,
+    "image_not_found": 404,
+    "token_not_found": 404,
+    "user_not_found": 404,
+    "method_not_allowed": 405,
+    "email_taken": 409,
+    "generation_in_progress": 409,
+    "not_regenerable": 409,
+    "not_streaming": 409,
+    "payload_too_large": 413,
+    "image_too_large": 413,
+    "image_too_many_pixels": 413,
+    "image_unsupported": 415,
+    "rate_limited": 429,
+    "chat_rate_limited": 429,
+    "too_many_requests": 429,
+    "internal_error": 500,
+    "model_error": 502,
+    "service_unavailable": 503,
+    "model_unavailable": 503,
+    "model_overloaded": 503,
+    "interrupted": 503,
+    "server_restarting": 503,
+    "model_timeout": 504,
 }
+_BY_STATUS = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "payload_too_large", 422: "validation_error",
+              429: "too_many_requests", 503: "service_unavailable"}
 
 
-class ApiError(StarletteHTTPException):
-    """An HTTP error with a stable code; the message comes from the catalogue unless given."""
+class AppError(Exception):
+    """A failure the caller should see: ``code`` is stable, its text comes from the catalogue.
+
+    ``detail`` is for logs only (it may hold upstream text); it is never shown.
+    """
 
     def __init__(
-        self,
-        status_code: int,
-        code: str,
-        message: str | None = None,
+        self, code: str, detail: str | None = None, *, retry_after_s: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(status_code=status_code, detail=message or code, headers=dict(headers or {}))
+        super().__init__(detail or code)
         self.code = code
-        self.message = message
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        self.headers = dict(headers or {})
 
+    @property
+    def status_code(self) -> int:
+        return STATUS.get(self.code, 400)
 
-def request_locale(request: Request) -> str:
-    settings = getattr(request.app.state, "settings", None)
-    default = settings.default_locale if settings is not None else "ko"
-    return locale_from_header(request.headers.get("accept-language"), default)
+    def message(self, locale: str = "ko") -> str:
+        return message_for(self.code, locale)
+
+    def payload(self, locale: str = "ko") -> dict[str, str]:
+        return {"code": self.code, "message": self.message(locale)}
+
+    def response_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.retry_after_s is not None:
+            headers["Retry-After"] = str(self.retry_after_s)
+        if self.status_code == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
+        return headers
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -62,23 +119,38 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
     return {"error": error}
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+def _is_page_call(request: Request) -> bool:
+    """An htmx call from a page: it shows the text in a toast, not JSON."""
+    path = request.url.path
+    return request.headers.get("hx-request") == "true" and not path.startswith(("/api/", "/v1/"))
+
+
+def error_response(request: Request, code: str, status: int, headers: Mapping[str, str] | None = None,
+                   details: list[dict[str, Any]] | None = None, message: str | None = None) -> Response:
+    text = message or message_for(code, request_locale(request))
+    if _is_page_call(request):
+        return PlainTextResponse(text, status_code=status, headers=dict(headers or {}))
+    return JSONResponse(error_body(code, text, details), status_code=status, headers=dict(headers or {}))
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    if exc.status_code >= 500 and exc.detail:
+        log.warning("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.detail)
+    return error_response(request, exc.code, exc.status_code, exc.response_headers())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if isinstance(exc, ApiError):
-        code, message = exc.code, exc.message or message_for(exc.code, request_locale(request))
-    else:
-        code = _STATUS_CODES.get(
-            exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error"
-        )
-        message = message_for(code, request_locale(request))
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    code = _BY_STATUS.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+    return error_response(request, code, exc.status_code, exc.headers)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")) or "body"
+    return ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")) or "body"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     # Only field names and pydantic's error type: never echo the submitted values (passwords).
     details = [{"field": _field(tuple(e.get("loc", ()))), "type": e.get("type", "")} for e in exc.errors()]
@@ -86,41 +158,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     fields = ", ".join(dict.fromkeys(d["field"] for d in details))
     if fields:
         message = f"{message} ({fields})"
-    return JSONResponse(error_body("validation_error", message, details), status_code=422)
+    return error_response(request, "validation_error", 422, details=details, message=message)
 
 
-# Domain errors raised by the services, by the status they mean over HTTP.
-SERVICE_STATUS: dict[str, int] = {
-    "invalid_credentials": 401,
-    "account_disabled": 403,
-    "email_taken": 409,
-    "wrong_password": 400,
-    "invalid_refresh_token": 401,
-    "refresh_token_reused": 401,
-    "invalid_token": 401,
-    "rate_limited": 429,
-}
-
-
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else {}
-    if exc.code in ("invalid_token",):
-        headers["WWW-Authenticate"] = "Bearer"
-    status = SERVICE_STATUS.get(exc.code, 400)
-    body = error_body(exc.code, message_for(exc.code, request_locale(request)))
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        error_body("internal_error", message_for("internal_error", request_locale(request))), status_code=500
-    )
+    return error_response(request, "internal_error", 500)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(StarletteHTTPException, _api_error)
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(Exception, _unexpected)

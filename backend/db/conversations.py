@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Any, cast
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 
 from backend.core.clock import utcnow
 from backend.db.client import Db
+from backend.db.models import ConversationDoc
 
 _NEWEST_FIRST = [("updated_at", -1), ("_id", -1)]
 # A search reads at most this many of the user's newest matching messages to find their conversations.
@@ -19,7 +20,7 @@ SEARCH_MESSAGE_HITS = 2000
 
 async def create_conversation(
     *, db: Db, user_id: ObjectId, title: str, model: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> ConversationDoc:
     now = utcnow()
     doc: dict[str, Any] = {
         "user_id": user_id,
@@ -30,17 +31,17 @@ async def create_conversation(
         "message_count": 0,
     }
     doc["_id"] = (await db.conversations.insert_one(doc)).inserted_id
-    return doc
+    return cast(ConversationDoc, doc)
 
 
-async def get_conversation(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> dict[str, Any] | None:
-    return await db.conversations.find_one({"_id": conversation_id, "user_id": user_id})
+async def get_conversation(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> ConversationDoc | None:
+    return cast(ConversationDoc | None, await db.conversations.find_one({"_id": conversation_id, "user_id": user_id}))
 
 
 async def list_conversations(
     *, db: Db, user_id: ObjectId, limit: int, before: tuple[dt.datetime, ObjectId] | None = None,
     containing: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ConversationDoc]:
     """Newest first; `before` is the (updated_at, _id) of the last item of the previous page.
 
     With `containing`, only conversations whose title or one of whose messages contains that text
@@ -53,7 +54,8 @@ async def list_conversations(
     if containing:
         clauses.append(await _containing(db, user_id, containing))
     query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-    return await db.conversations.find(query).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
+    docs = await db.conversations.find(query).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
+    return cast(list[ConversationDoc], docs)
 
 
 async def _containing(db: Db, user_id: ObjectId, text: str) -> dict[str, Any]:
@@ -66,12 +68,34 @@ async def _containing(db: Db, user_id: ObjectId, text: str) -> dict[str, Any]:
 
 async def update_conversation(
     *, db: Db, user_id: ObjectId, conversation_id: ObjectId, changes: dict[str, Any]
-) -> dict[str, Any] | None:
+) -> ConversationDoc | None:
+    """Rename (the page and the API need the updated document back)."""
     allowed = {k: v for k, v in changes.items() if k in {"title", "model"}}
-    return await db.conversations.find_one_and_update(
+    return await db.conversations.find_one_and_update(  # type: ignore[return-value]  # TypedDict of the stored dict
         {"_id": conversation_id, "user_id": user_id},
         {"$set": {**allowed, "updated_at": utcnow()}},
         return_document=ReturnDocument.AFTER,
+    )
+
+
+async def claim(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, message_id: ObjectId) -> bool:
+    """Reserve the conversation for one new answer (atomic across workers); False if one is running."""
+    result = await db.conversations.update_one(
+        {"_id": conversation_id, "user_id": user_id, "active_message_id": None},
+        {"$set": {"active_message_id": message_id}},
+    )
+    return result.modified_count == 1
+
+
+async def release(*, db: Db, conversation_id: ObjectId, message_id: ObjectId) -> None:
+    await db.conversations.update_one(
+        {"_id": conversation_id, "active_message_id": message_id}, {"$set": {"active_message_id": None}}
+    )
+
+
+async def set_title(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, title: str) -> None:
+    await db.conversations.update_one(
+        {"_id": conversation_id, "user_id": user_id}, {"$set": {"title": title, "updated_at": utcnow()}}
     )
 
 

@@ -6,6 +6,7 @@ Used by `kovr serve` when no KOVR_MONGODB_URI is set, and by the tests (`:memory
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from typing import Self
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from kovr.processes import preexec_die_with_parent
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -68,7 +71,9 @@ class EmbeddedMongo:
             "--host", "127.0.0.1", "--port", str(self.port),
             "--storage-path", str(self.storage), "--log-level", "WARNING", "--cache-size", "256M",
         ]
-        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # SIGTERM when its parent dies, even by SIGKILL: WiredTiger still checkpoints and closes.
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      preexec_fn=preexec_die_with_parent(signal.SIGTERM))  # noqa: PLW1509 - one prctl call, see kovr/processes.py
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -1,85 +1,198 @@
-"""Repository: messages of a conversation, oldest first. Scoped by `user_id` as well as the conversation.
+"""Repository: messages, and the generation job each streaming assistant message carries.
 
-Fields: conversation_id, user_id, role (user/assistant/system), content, status
-(complete/streaming/stopped/error), image_ids, created_at, updated_at, plus whatever the chat
-engine adds through `extra` / `update_message` (parameters, token counts, timings, feedback, error).
+Every query is scoped by `user_id` except the job's own writes, which are scoped by the worker
+that owns the job (`worker_id`) instead: a worker that lost its lease can no longer write.
+Writes use `update_one` (no document comes back) unless the caller needs the result.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, cast
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 
 from backend.core.clock import utcnow
 from backend.db.client import Db
+from backend.db.models import Alternative, MessageDoc, MessageRole, MessageStatus
 
-Role = Literal["user", "assistant", "system"]
-Status = Literal["complete", "streaming", "stopped", "error"]
 _OLDEST_FIRST = [("created_at", 1), ("_id", 1)]
+_NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
 
 
-async def create_message(
-    *,
-    db: Db,
-    conversation_id: ObjectId,
-    user_id: ObjectId,
-    role: Role,
-    content: str,
-    status: Status = "complete",
-    image_ids: Sequence[ObjectId] = (),
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def new_message(
+    *, conversation_id: ObjectId, user_id: ObjectId, role: MessageRole, content: str,
+    status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (), message_id: ObjectId | None = None,
+) -> MessageDoc:
     now = utcnow()
-    doc: dict[str, Any] = {
-        **(extra or {}),
-        "conversation_id": conversation_id,
-        "user_id": user_id,
-        "role": role,
-        "content": content,
-        "status": status,
-        "image_ids": list(image_ids),
-        "created_at": now,
-        "updated_at": now,
-    }
-    doc["_id"] = (await db.messages.insert_one(doc)).inserted_id
-    return doc
-
-
-async def get_message(*, db: Db, user_id: ObjectId, message_id: ObjectId) -> dict[str, Any] | None:
-    return await db.messages.find_one({"_id": message_id, "user_id": user_id})
-
-
-async def update_message(
-    *, db: Db, user_id: ObjectId, message_id: ObjectId, changes: dict[str, Any]
-) -> dict[str, Any] | None:
-    protected = {"_id", "conversation_id", "user_id", "created_at"}
-    fields = {k: v for k, v in changes.items() if k not in protected}
-    return await db.messages.find_one_and_update(
-        {"_id": message_id, "user_id": user_id},
-        {"$set": {**fields, "updated_at": utcnow()}},
-        return_document=ReturnDocument.AFTER,
+    return MessageDoc(
+        _id=message_id or ObjectId(), conversation_id=conversation_id, user_id=user_id, role=role,
+        content=content, status=status, image_ids=list(image_ids), created_at=now, updated_at=now,
     )
 
 
+def new_job(doc: MessageDoc, *, worker_id: str, lease_s: float, parameters: dict[str, Any], attempt: int) -> None:
+    """Make an assistant message a running job owned by `worker_id` (fields set in place)."""
+    doc.update(
+        status="streaming", worker_id=worker_id, lease_until=utcnow() + dt.timedelta(seconds=lease_s),
+        stop_requested=False, parameters=parameters, attempt=attempt, generated_tokens=0,
+        finish_reason=None, error=None, feedback=None,
+    )
+
+
+def attempt_of(doc: MessageDoc) -> int:
+    """Which answer of this message it is (documents from before the field: one per alternative)."""
+    return doc.get("attempt", len(doc.get("alternatives", [])))
+
+
+async def insert_messages(*, db: Db, docs: Sequence[MessageDoc]) -> None:
+    await db.messages.insert_many([dict(d) for d in docs])
+
+
+async def create_message(
+    *, db: Db, conversation_id: ObjectId, user_id: ObjectId, role: MessageRole, content: str,
+    status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (),
+) -> MessageDoc:
+    """One finished message (imports, seeding); the chat stores its pairs with `insert_messages`."""
+    doc = new_message(conversation_id=conversation_id, user_id=user_id, role=role, content=content, status=status,
+                      image_ids=image_ids)
+    await insert_messages(db=db, docs=[doc])
+    return doc
+
+
+async def get_message(*, db: Db, user_id: ObjectId, message_id: ObjectId) -> MessageDoc | None:
+    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id, "user_id": user_id}))
+
+
+async def get_job(*, db: Db, message_id: ObjectId) -> MessageDoc | None:
+    """A message by id alone: for the worker that follows a job it has already checked the owner of."""
+    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id}))
+
+
+async def set_fields(*, db: Db, user_id: ObjectId, message_id: ObjectId, changes: dict[str, Any]) -> bool:
+    protected = {"_id", "conversation_id", "user_id", "created_at"}
+    fields = {k: v for k, v in changes.items() if k not in protected}
+    result = await db.messages.update_one(
+        {"_id": message_id, "user_id": user_id}, {"$set": {**fields, "updated_at": utcnow()}}
+    )
+    return result.matched_count == 1
+
+
+async def restart_job(
+    *, db: Db, message: MessageDoc, worker_id: str, lease_s: float, parameters: dict[str, Any],
+    alternative: Alternative,
+) -> MessageDoc | None:
+    """Regenerate: the finished answer becomes an alternative and the message a new job (None if it
+    changed meanwhile, e.g. another worker regenerated it first)."""
+    job: dict[str, Any] = {"content": ""}
+    new_job(cast(MessageDoc, job), worker_id=worker_id, lease_s=lease_s, parameters=parameters,
+            attempt=attempt_of(message) + 1)
+    job.update(prompt_tokens=None, time_to_first_token_ms=None, duration_ms=None, updated_at=utcnow())
+    # The conversation's claim already keeps a second answer out; the status check is the last guard.
+    result = await db.messages.update_one(
+        {"_id": message["_id"], "user_id": message["user_id"], "status": {"$ne": "streaming"}},
+        {"$set": job, "$push": {"alternatives": alternative}},
+    )
+    if result.modified_count != 1:
+        return None
+    return cast(MessageDoc, {**message, **job, "alternatives": [*message.get("alternatives", []), alternative]})
+
+
+async def save_progress(
+    *, db: Db, message_id: ObjectId, worker_id: str, content: str, generated_tokens: int, lease_until: dt.datetime,
+) -> bool:
+    """The owner's periodic write (text so far + lease). False: a stop was requested, or the job is no
+    longer this worker's (its lease ran out and another worker settled it)."""
+    result = await db.messages.update_one(
+        {"_id": message_id, "worker_id": worker_id, "status": "streaming", "stop_requested": {"$ne": True}},
+        {"$set": {"content": content, "generated_tokens": generated_tokens, "lease_until": lease_until}},
+    )
+    return result.matched_count == 1
+
+
+async def finish_job(*, db: Db, message_id: ObjectId, worker_id: str, changes: dict[str, Any]) -> bool:
+    """The owner's final write: the status leaves `streaming`, the lease is dropped."""
+    result = await db.messages.update_one(
+        {"_id": message_id, "worker_id": worker_id, "status": "streaming"},
+        {"$set": {**changes, "worker_id": None, "lease_until": None, "updated_at": utcnow()}},
+    )
+    return result.matched_count == 1
+
+
+async def request_stop(*, db: Db, user_id: ObjectId, message_id: ObjectId) -> bool:
+    result = await db.messages.update_one(
+        {"_id": message_id, "user_id": user_id, "status": "streaming"}, {"$set": {"stop_requested": True}}
+    )
+    return result.matched_count == 1
+
+
+async def settle_if_expired(*, db: Db, message_id: ObjectId, now: dt.datetime | None = None) -> bool:
+    """A job whose owner stopped renewing its lease (the worker died) ends as `interrupted`, its
+    text kept. Atomic: of several workers that see it at once, one settles it."""
+    # No lease at all: stored by a release before leases, so no worker can still own it.
+    result = await db.messages.update_one(
+        {"_id": message_id, "status": "streaming",
+         "$or": [{"lease_until": {"$lt": now or utcnow()}}, {"lease_until": None}]},
+        {"$set": {"status": "interrupted", "error": "interrupted", "worker_id": None, "lease_until": None,
+                  "updated_at": utcnow()}},
+    )
+    return result.modified_count == 1
+
+
+async def expired_jobs(*, db: Db, limit: int = 100) -> list[MessageDoc]:
+    """Jobs whose lease ran out (index `status_lease`)."""
+    cursor = db.messages.find(
+        {"status": "streaming", "lease_until": {"$lt": utcnow()}},
+        {"_id": 1, "conversation_id": 1, "user_id": 1},
+    ).limit(limit)
+    return cast(list[MessageDoc], await cursor.to_list(length=limit))
+
+
 async def list_messages(
-    *,
-    db: Db,
-    user_id: ObjectId,
-    conversation_id: ObjectId,
-    limit: int,
+    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, limit: int,
     after: tuple[dt.datetime, ObjectId] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[MessageDoc]:
     """Oldest first; `after` is the (created_at, _id) of the last item of the previous page."""
     query: dict[str, Any] = {"conversation_id": conversation_id, "user_id": user_id}
     if after is not None:
         at, last_id = after
         query["$or"] = [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": last_id}}]
-    return await db.messages.find(query).sort(_OLDEST_FIRST).limit(limit).to_list(length=limit)
+    docs = await db.messages.find(query).sort(_OLDEST_FIRST).limit(limit).to_list(length=limit)
+    return cast(list[MessageDoc], docs)
+
+
+async def latest_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, limit: int) -> list[MessageDoc]:
+    """The newest `limit` messages, returned oldest first (a prompt's history, a page's tail)."""
+    docs = await db.messages.find({"conversation_id": conversation_id, "user_id": user_id}).sort(
+        _NEWEST_FIRST).limit(limit).to_list(length=limit)
+    return cast(list[MessageDoc], docs[::-1])
+
+
+async def is_latest(*, db: Db, user_id: ObjectId, message: MessageDoc) -> bool:
+    newest = await latest_messages(db=db, user_id=user_id, conversation_id=message["conversation_id"], limit=1)
+    return bool(newest) and newest[0]["_id"] == message["_id"]
+
+
+async def count_recent_user_messages(*, db: Db, user_id: ObjectId, since: dt.datetime) -> int:
+    """Index `user_role_created`: bounded by the window, not by the user's history."""
+    return await db.messages.count_documents({"user_id": user_id, "role": "user", "created_at": {"$gt": since}})
 
 
 async def count_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> int:
     return await db.messages.count_documents({"conversation_id": conversation_id, "user_id": user_id})
+
+
+async def upsert_feedback(
+    *, db: Db, message: MessageDoc, rating: int, comment: str | None,
+) -> None:
+    now = utcnow()
+    await db.feedback.update_one(
+        {"message_id": message["_id"], "user_id": message["user_id"]},
+        {"$set": {"rating": rating, "comment": comment, "updated_at": now,
+                  "conversation_id": message["conversation_id"], "content": message["content"]},
+         "$setOnInsert": {"created_at": now}},
+        upsert=True,
+    )
+    await set_fields(db=db, user_id=message["user_id"], message_id=message["_id"],
+                     changes={"feedback": {"rating": rating, "comment": comment}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -35,7 +36,7 @@ class ConversationPublic(BaseModel):
     message_count: int = 0
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> ConversationPublic:
+    def from_doc(cls, doc: Mapping[str, Any]) -> ConversationPublic:
         return cls(
             id=str(doc["_id"]),
             title=doc["title"],
@@ -77,7 +78,7 @@ class MessagePublic(BaseModel):
     created_at: dt.datetime
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> MessagePublic:
+    def from_doc(cls, doc: Mapping[str, Any]) -> MessagePublic:
         extra = {k: public_value(doc[k]) for k in MESSAGE_EXTRA_FIELDS if doc.get(k) is not None}
         return cls(
             id=str(doc["_id"]),

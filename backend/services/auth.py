@@ -21,20 +21,12 @@ from bson import ObjectId
 
 from backend.core import security
 from backend.core.clock import as_utc, utcnow
+from backend.core.errors import AppError
 from backend.core.secrets import jwt_key
 from backend.db import api_tokens, conversations, refresh_tokens, users
 from backend.db.client import Db
 from backend.db.ids import parse_id
 from backend.services import ratelimit
-from backend.services.errors import (
-    AccountDisabled,
-    EmailAlreadyUsed,
-    InvalidAccessToken,
-    InvalidCredentials,
-    InvalidRefreshToken,
-    RefreshTokenReused,
-    WrongPassword,
-)
 from kovr.settings import Settings
 
 
@@ -55,7 +47,7 @@ async def signup(
             db=db, email=email, password_hash=password_hash, display_name=display_name, role=role
         )
     except users.EmailTaken:
-        raise EmailAlreadyUsed(email) from None
+        raise AppError("email_taken", email) from None
 
 
 async def signup_from_client(
@@ -79,9 +71,9 @@ async def authenticate(
         ok = await security.verify_password(password, user["password_hash"])
     if not ok or user is None:
         await ratelimit.record_login_failure(db=db, settings=settings, email=email, client_ip=client_ip)
-        raise InvalidCredentials()
+        raise AppError("invalid_credentials")
     if user.get("disabled"):
-        raise AccountDisabled()
+        raise AppError("account_disabled")
     await ratelimit.clear_account_failures(db=db, email=email)
     return user
 
@@ -143,7 +135,7 @@ async def rotate_refresh(
     user = await _active_user(db, claimed["user_id"])
     if user is None:
         await refresh_tokens.revoke_family(db=db, family_id=claimed["family_id"])
-        raise InvalidRefreshToken()
+        raise AppError("invalid_refresh_token")
     refresh, new_id = await _new_refresh(
         db=db,
         settings=settings,
@@ -161,7 +153,7 @@ async def _refused_refresh(
 ) -> tuple[dict[str, Any], SessionTokens]:
     doc = await refresh_tokens.find_refresh_token(db=db, token_hash=token_hash)
     if doc is None or doc.get("revoked") or as_utc(doc["expires_at"]) <= now or doc.get("used_at") is None:
-        raise InvalidRefreshToken()
+        raise AppError("invalid_refresh_token")
     if grace_s and (now - as_utc(doc["used_at"])).total_seconds() <= grace_s:
         user = await _active_user(db, doc["user_id"])
         if user is not None:
@@ -169,7 +161,7 @@ async def _refused_refresh(
             return user, SessionTokens(access, expires_in, None, doc["family_id"])
     # A rotated token came back: someone holds a copy. End the whole sign-in.
     await refresh_tokens.revoke_family(db=db, family_id=doc["family_id"])
-    raise RefreshTokenReused()
+    raise AppError("refresh_token_reused")
 
 
 async def _active_user(db: Db, user_id: ObjectId) -> dict[str, Any] | None:
@@ -190,7 +182,7 @@ async def logout_access_token(*, db: Db, settings: Settings, token: str) -> None
     """End the sign-in an access token belongs to; invalid tokens and API tokens are ignored."""
     try:
         _, family = await session_from_access_token(db=db, settings=settings, token=token)
-    except InvalidAccessToken:
+    except AppError:
         return
     if family is not None:
         await refresh_tokens.revoke_family(db=db, family_id=family)
@@ -208,7 +200,7 @@ async def change_password(
 ) -> None:
     """Set a new password and end every other sign-in (all refresh families but `keep_family`)."""
     if not await security.verify_password(current_password, user["password_hash"]):
-        raise WrongPassword()
+        raise AppError("wrong_password")
     await users.set_password_hash(
         db=db, user_id=user["_id"], password_hash=await security.hash_password(new_password)
     )
@@ -224,7 +216,7 @@ async def delete_account(*, db: Db, user: dict[str, Any], password: str) -> None
     (`finish_deletions`).
     """
     if not await security.verify_password(password, user["password_hash"]):
-        raise WrongPassword()
+        raise AppError("wrong_password")
     await users.mark_deleting(db=db, user_id=user["_id"])
     await _erase(db, user)
 
@@ -261,21 +253,21 @@ async def session_from_access_token(
             token, secret=jwt_key(settings), algorithm=settings.jwt_algorithm
         )
     except security.TokenError:
-        raise InvalidAccessToken() from None
+        raise AppError("invalid_token") from None
     user_id = parse_id(claims["sub"])
     user = None if user_id is None else await _active_user(db, user_id)
     if user is None:
-        raise InvalidAccessToken()
+        raise AppError("invalid_token")
     family = claims.get("fam")
     if isinstance(family, str):
         # Logging out or a password change revokes the family: its access tokens stop at once too.
         if not await refresh_tokens.family_active(db=db, family_id=family):
-            raise InvalidAccessToken()
+            raise AppError("invalid_token")
         return user, family
     changed = user.get("password_changed_at")
     # A token without a sign-in stops working at a password change (iat has second precision).
     if changed is not None and int(claims.get("iat", 0)) < int(as_utc(changed).timestamp()):
-        raise InvalidAccessToken()
+        raise AppError("invalid_token")
     return user, None
 
 
@@ -292,6 +284,6 @@ async def user_from_api_token(*, db: Db, token: str) -> dict[str, Any]:
     doc = await api_tokens.find_active_token(db=db, token_hash=security.sha256_hex(token))
     user = None if doc is None else await _active_user(db, doc["user_id"])
     if doc is None or user is None:
-        raise InvalidAccessToken()
+        raise AppError("invalid_token")
     await api_tokens.touch_api_token(db=db, token_id=doc["_id"])
     return user

@@ -10,9 +10,9 @@ import datetime as dt
 import math
 
 from backend.core.clock import as_utc, utcnow
+from backend.core.errors import AppError
 from backend.db import login_attempts
 from backend.db.client import Db
-from backend.services.errors import RateLimited
 from kovr.settings import Settings
 
 
@@ -29,7 +29,7 @@ async def check_login_allowed(*, db: Db, settings: Settings, email: str, client_
     waits = [await _retry_after(db, key, limits[kind], settings.login_rate_window_s)
              for kind, key in _keys(email, client_ip)]
     if max(waits):
-        raise RateLimited(max(waits))
+        raise AppError("rate_limited", retry_after_s=max(waits))
 
 
 async def check_signup_allowed(*, db: Db, settings: Settings, client_ip: str | None) -> None:
@@ -39,7 +39,7 @@ async def check_signup_allowed(*, db: Db, settings: Settings, client_ip: str | N
     key, window = f"signup-ip:{client_ip}", settings.signup_rate_window_s
     wait = await _retry_after(db, key, settings.signup_rate_limit_address, window)
     if wait:
-        raise RateLimited(wait)
+        raise AppError("rate_limited", retry_after_s=wait)
     # Counted before the password is hashed, successful or not: the hash is the expensive part.
     await login_attempts.record(db=db, keys=[key], at=utcnow(), window_s=window)
 

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from backend.api.cookies import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE
+from backend.http.cookies import ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE
 from tests.backend.conftest import MakeClient
 
 

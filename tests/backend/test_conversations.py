@@ -106,14 +106,15 @@ async def test_messages_listing_oldest_first_with_cursor(client: httpx.AsyncClie
     oid, uid = ObjectId(conv["id"]), ObjectId(me["id"])
     contents = [f"메시지 {i}" for i in range(5)]
     for i, text in enumerate(contents):
-        await msg_repo.create_message(
+        doc = await msg_repo.create_message(
             db=live.db,
             conversation_id=oid,
             user_id=uid,
             role="user" if i % 2 == 0 else "assistant",
             content=text,
-            extra={"generated_tokens": 3} if i % 2 else None,
         )
+        if i % 2:
+            await msg_repo.set_fields(db=live.db, user_id=uid, message_id=doc["_id"], changes={"generated_tokens": 3})
     first = (await client.get(f"/api/v1/conversations/{conv['id']}/messages", params={"limit": 3})).json()
     rest = (
         await client.get(

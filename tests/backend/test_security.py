@@ -11,7 +11,7 @@ from bson import ObjectId
 
 from backend.core import security
 from backend.core.clock import utcnow
-from backend.core.messages import locale_from_header
+from backend.core.i18n import locale_from_header
 from backend.core.secrets import ensure_jwt_secret, secret_file
 from backend.db.cursor import InvalidCursor, decode_cursor, encode_cursor
 from kovr.settings import load_settings

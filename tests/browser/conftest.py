@@ -7,7 +7,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.support import chromium
-from tests.chat.fixtures import app_settings, app_url, model_url, slow_stream, stream_knobs, tiny_chat_model  # noqa: F401
+from tests.chat.fixtures import (  # noqa: F401
+    app_settings,
+    app_url,
+    model_url,
+    slow_stream,
+    stream_knobs,
+    tiny_chat_model,
+    worker_urls,
+)
 
 
 @pytest.fixture(scope="package")

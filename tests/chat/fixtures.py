@@ -18,6 +18,7 @@ from tests.chat.support import (
     serve_in_thread,
     train_tiny_model,
 )
+from tests.servers import round_robin_proxy
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,15 @@ def app_settings(mongo_uri: str, model_url: str, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="session")
-def app_url(app_settings: Settings) -> Iterator[str]:
-    with backend(app_settings) as url:
+def worker_urls(app_settings: Settings) -> Iterator[list[str]]:
+    """Two web workers (two apps, each its own event loop and worker id) on one database."""
+    with backend(app_settings) as first, backend(app_settings) as second:
+        yield [first, second]
+
+
+@pytest.fixture(scope="session")
+def app_url(worker_urls: list[str]) -> Iterator[str]:
+    """The chat stack as a deployment runs it: two workers behind a balancer without sticky
+    sessions. Clients that open a connection per request (see support.sign_up) alternate."""
+    with round_robin_proxy(worker_urls) as url:
         yield url

@@ -189,7 +189,8 @@ class Account:
 def sign_up(base_url: str, name: str = "테스터") -> Account:
     email = f"{uuid.uuid4().hex[:10]}@example.com"
     password = "비밀번호-password-1"
-    client = httpx.Client(base_url=base_url, timeout=60)
+    # A connection per request: behind the test balancer consecutive requests alternate workers.
+    client = httpx.Client(base_url=base_url, timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
     response = client.post("/api/v1/auth/signup", json={"email": email, "password": password, "display_name": name})
     assert response.status_code == 201, response.text
     tokens = client.post("/api/v1/auth/token", data={"username": email, "password": password})

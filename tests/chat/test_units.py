@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from bson import ObjectId
 
-from backend.chat.errors import ChatError
-from backend.chat.generation import Generation, parse_event_id
+from backend.chat.events import Position, StreamEvent, parse_event_id
+from backend.chat.jobs import Job
 from backend.chat.markdown import render_markdown
 from backend.chat.prompt import Exchange, ModelLimits, build_prompt, render
 from backend.chat.stop_filter import StopFilter
+from backend.core.errors import AppError
 from kovr.prompt import KULLM
 
 
@@ -63,7 +65,7 @@ async def test_trimming_counts_image_prefix_not_base64() -> None:
 
 async def test_newest_message_too_long_is_a_clear_error_before_the_model() -> None:
     limits = ModelLimits(max_input_tokens=100, max_total_tokens=200)
-    with pytest.raises(ChatError) as caught:
+    with pytest.raises(AppError) as caught:
         await build_prompt(template=KULLM, history=[], question="가" * 500, images=[], limits=limits,
                            max_new_tokens=50, count=_char_count)
     assert caught.value.code == "prompt_too_long"
@@ -78,33 +80,40 @@ async def test_question_that_fits_only_without_full_answer_room_shortens_the_ans
 
 
 async def test_listeners_reattach_without_gaps_or_duplicates() -> None:
-    generation = Generation(message_id="m", conversation_id="c", user_id="u")
+    job = Job(ObjectId(), ObjectId(), ObjectId(), attempt=0)
     first_seen: list[str] = []
 
     async def first_listener() -> None:
-        async for event in generation.listen():
+        async for event in job.listen(None):
             first_seen.append(event.data.get("text", ""))
 
     task = asyncio.create_task(first_listener())
-    await generation.add_text("안녕")
-    await generation.add_text("하세요")
+    job.add_text("안녕")
+    job.add_text("하세요")
     await asyncio.sleep(0)
-    middle_id = generation.event_id()  # a client that saw everything so far, then dropped
-    await generation.add_text(", 반갑")
-    late = generation.listen(middle_id)
-    await generation.add_text("습니다.")
-    await generation.finish("done", {"message_id": "m"})
+    middle = parse_event_id(job.event_id())  # a client that saw everything so far, then dropped
+    job.add_text(", 반갑")
+    late = job.listen(middle)
+    job.add_text("습니다.")
+    job.finish(StreamEvent("done", {"message_id": "m"}, job.event_id()))
     resumed = [event async for event in late]
-    fresh = [event async for event in generation.listen()]
+    fresh = [event async for event in job.listen(None)]
     await task
 
     assert "".join(e.data["text"] for e in resumed if e.event == "token") == ", 반갑습니다."
     assert "".join(e.data["text"] for e in fresh if e.event == "token") == "안녕하세요, 반갑습니다."
     assert resumed[-1].event == "done" and fresh[-1].event == "done"
-    assert parse_event_id(resumed[-1].id) == (0, len("안녕하세요, 반갑습니다."))
+    assert parse_event_id(resumed[-1].id) == Position(0, len("안녕하세요, 반갑습니다."))
     assert "".join(first_seen) == "안녕하세요, 반갑습니다."
     # An id from an earlier attempt (before a regenerate) replays from the start.
-    assert parse_event_id("x-1") is None
+    assert Position(1, 3).resume_from(2, "abcdef") == 0
+
+
+@pytest.mark.parametrize("value", ["x-1", "1-", "-1", "1-2-3", "1" * 5000 + "-1", "١-٢", "0-" + "9" * 60])
+def test_malformed_event_ids_are_refused_before_streaming(value: str) -> None:
+    with pytest.raises(AppError) as caught:
+        parse_event_id(value)
+    assert caught.value.code == "invalid_event_id" and caught.value.status_code == 422
 
 
 def test_markdown_is_rendered_and_sanitised() -> None:

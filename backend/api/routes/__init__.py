@@ -1,7 +1,7 @@
 """Every router of the app. To add yours, import it and append one line to ROUTERS.
 
-Each entry is (router, prefix): API routers use API_PREFIX ("/api/v1"); pages and the
-OpenAI-compatible API use their own ("" or "/v1"). Routers are included in this order.
+Each entry is (router, prefix): API routers use API_PREFIX ("/api/v1"); the OpenAI-compatible API
+uses its own ("/v1"). Routers are included in this order; the pages (`backend.web`) come after.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from backend.api.routes import (
     images,
     messages,
     openai_compat,
-    pages,
     tokens,
     users,
 )
@@ -34,6 +33,5 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (messages.router, API_PREFIX),
     (images.router, API_PREFIX),
     (openai_compat.router, ""),
-    (pages.router, ""),
     (api_docs.router, ""),
 ]

@@ -1,5 +1,5 @@
 """/docs: Swagger UI for the API. Its script and styles come from npm's swagger-ui-dist, served from
-our own origin like htmx (backend/chat/pages/static_files.py), not from the CDN FastAPI defaults to.
+our own origin like htmx (backend/web/static_files.py), not from the CDN FastAPI defaults to.
 ReDoc has no such package here, so /redoc is off."""
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from backend.api import cookies
-from backend.api.deps import CsrfProtected, DbDep, SettingsDep, client_ip, verify_csrf
 from backend.core.text import nfc
+from backend.http import cookies
+from backend.http.deps import CsrfProtected, DbDep, SettingsDep, client_ip, verify_csrf
 from backend.schemas.auth import LogoutRequest, RefreshRequest, TokenPair
 from backend.schemas.common import error_responses
 from backend.schemas.users import UserCreate, UserPublic

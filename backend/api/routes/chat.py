@@ -1,25 +1,21 @@
-"""Chat over the API: send a message and stream the answer as SSE."""
+"""Chat over the API: send a message and stream the answer as SSE (or wait for it as JSON)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from sse_starlette import EventSourceResponse
+from fastapi import APIRouter, Query
 
-from backend.api.deps import CurrentUser, DbDep
-from backend.chat import service
-from backend.chat.errors import ChatError
-from backend.chat.http import ChatDep, api_error, locale_of, owned_conversation
 from backend.chat.schemas import MessageCreate
-from backend.chat.sse import event_stream
-from backend.db import messages as messages_repo
+from backend.http.deps import ChatDep, CurrentUser, DbDep, LocaleDep
+from backend.http.sse import event_stream
 from backend.schemas.common import error_responses
 from backend.schemas.conversations import MessagePublic
+from backend.services import chat as chat_service
 
 router = APIRouter(tags=["chat"])
 
-_STREAM_DOC = {
+STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "text/event-stream: `token` {text}, then `done` {message_id, finish_reason, "
         "generated_tokens, time_to_first_token_ms} or `error` {code, message}. With stream=false: the "
@@ -30,46 +26,20 @@ _STREAM_DOC = {
 }
 
 
-@router.post("/conversations/{conversation_id}/messages", responses=_STREAM_DOC)
+@router.post("/conversations/{conversation_id}/messages", responses=STREAM_DOC)
 async def post_message(
-    conversation_id: str, body: MessageCreate, request: Request, user: CurrentUser, db: DbDep, chat: ChatDep,
+    conversation_id: str, body: MessageCreate, user: CurrentUser, db: DbDep, chat: ChatDep, locale: LocaleDep,
     stream: bool = Query(default=True, description="false: wait and return the answer as JSON"),
 ) -> Any:
-    conversation = await owned_conversation(db, user, conversation_id)
-    sent = await _send(chat, db, user, conversation, body)
-    return await answer_response(request, chat, db, user, sent, stream)
-
-
-async def _send(chat: service.ChatServices, db: DbDep, user: dict[str, Any], conversation: dict[str, Any],
-                body: MessageCreate) -> service.Sent:
-    try:
-        return await service.send_message(
-            chat, db, user_id=user["_id"], conversation=conversation, content=body.content,
-            image_ids=body.image_ids, params=body.parameters,
-        )
-    except ChatError as exc:
-        raise api_error(exc) from exc
+    conversation = await chat_service.owned_conversation(db, user_id=user["_id"], conversation_id=conversation_id)
+    sent = await chat_service.send_message(chat, db, user_id=user["_id"], conversation=conversation,
+                                           content=body.content, image_ids=body.image_ids, params=body.parameters)
+    return await answer_response(chat, db, sent, stream, locale)
 
 
 async def answer_response(
-    request: Request, chat: service.ChatServices, db: DbDep, user: dict[str, Any], sent: service.Sent, stream: bool,
-) -> EventSourceResponse | MessagePublic:
-    if stream:
-        return event_stream(sent.generation.listen(), locale=locale_of(request),
-                            keepalive_s=chat.settings.chat_keepalive_s)
-    await chat.registry.wait(sent.generation.message_id)
-    message = await messages_repo.get_message(db=db, user_id=user["_id"], message_id=sent.assistant_message["_id"])
-    assert message is not None
-    return MessagePublic.from_doc(message)
-
-
-async def first_message_response(
-    request: Request, db: DbDep, user: dict[str, Any], conversation: dict[str, Any], body: MessageCreate,
+    chat: chat_service.ChatServices, db: DbDep, sent: chat_service.Sent, stream: bool, locale: str,
 ) -> Any:
-    """For POST /conversations with a first message: the answer's stream, the new id in a header."""
-    chat = request.app.state.chat
-    sent = await _send(chat, db, user, conversation, body)
-    response = event_stream(sent.generation.listen(), locale=locale_of(request),
-                            keepalive_s=chat.settings.chat_keepalive_s)
-    response.headers["X-Conversation-Id"] = str(conversation["_id"])
-    return response
+    if stream:
+        return event_stream(chat_service.listen(sent), locale=locale, keepalive_s=chat.settings.chat_keepalive_s)
+    return MessagePublic.from_doc(await chat_service.finished_answer(db, sent))

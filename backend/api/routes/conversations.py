@@ -1,21 +1,17 @@
-"""/api/v1/conversations: CRUD, newest first with a cursor, and the messages of one (oldest first)."""
+"""/api/v1/conversations: create (optionally with a first message whose answer streams back), list
+and search, read, rename, delete, export, and the messages of one (oldest first)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from bson import ObjectId
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from backend.api.deps import CurrentUser, DbDep, SettingsDep
-from backend.chat.export import conversation_markdown, download_headers
-from backend.core.clock import utcnow
-from backend.core.errors import ApiError, request_locale
-from backend.core.text import SEARCH_MAX_CHARS, search_text
-from backend.db import conversations, messages
-from backend.db.client import Db
-from backend.db.cursor import InvalidCursor, decode_cursor, encode_cursor
-from backend.db.ids import parse_id
+from backend.api.routes.chat import STREAM_DOC
+from backend.chat.schemas import ChatParameters
+from backend.core.text import SEARCH_MAX_CHARS
+from backend.http.deps import ChatDep, CurrentUser, DbDep, LocaleDep, SettingsDep
+from backend.http.sse import event_stream
 from backend.schemas.common import error_responses
 from backend.schemas.conversations import (
     ConversationCreate,
@@ -25,6 +21,8 @@ from backend.schemas.conversations import (
     MessagePage,
     MessagePublic,
 )
+from backend.services import chat as chat_service
+from backend.services import conversations as conversations_service
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
@@ -34,48 +32,27 @@ Search = Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS,
                                      description="only conversations whose title or messages contain this text")]
 
 
-def _cursor(value: str | None) -> Any:
-    try:
-        return None if value is None else decode_cursor(value)
-    except InvalidCursor:
-        raise ApiError(422, "invalid_cursor") from None
-
-
-async def owned_conversation(db: Db, user: dict[str, Any], conversation_id: str) -> dict[str, Any]:
-    """The user's conversation or 404 (unknown ids and other users' ids look the same)."""
-    oid = parse_id(conversation_id)
-    doc = (
-        None
-        if oid is None
-        else await conversations.get_conversation(db=db, user_id=user["_id"], conversation_id=oid)
-    )
-    if doc is None:
-        raise ApiError(404, "conversation_not_found")
-    return doc
-
-
-def _check_title(title: str, limit: int) -> None:
-    if len(title) > limit:
-        raise ApiError(422, "validation_error")
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=None,
-    responses={**error_responses(401, 422), 200: {"description": "SSE answer to the first message"}},
+    responses={**error_responses(401, 422, 429), 200: STREAM_DOC[200]},
 )
 async def create_conversation(
-    request: Request, body: ConversationCreate, user: CurrentUser, db: DbDep, settings: SettingsDep
+    body: ConversationCreate, user: CurrentUser, db: DbDep, chat: ChatDep, settings: SettingsDep, locale: LocaleDep,
 ) -> Any:
-    """Create a conversation; with `message`, its answer streams back (200, header X-Conversation-Id)."""
-    _check_title(body.title, settings.max_title_chars)
-    doc = await conversations.create_conversation(db=db, user_id=user["_id"], title=body.title)
-    if body.message is not None:
-        from backend.api.routes.chat import first_message_response  # chat imports this module
-
-        return await first_message_response(request, db, user, doc, body.message)
-    return ConversationPublic.from_doc(doc)
+    """Create a conversation; with `message`, its answer streams back (200, header X-Conversation-Id).
+    A refused first message (empty, rate limit, …) leaves no conversation behind."""
+    first = body.message
+    conversation, sent = await chat_service.start_conversation(
+        chat, db, user_id=user["_id"], title=body.title, content=None if first is None else first.content,
+        image_ids=[] if first is None else first.image_ids,
+        params=ChatParameters() if first is None else first.parameters)
+    if sent is None:
+        return ConversationPublic.from_doc(conversation)
+    response = event_stream(chat_service.listen(sent), locale=locale, keepalive_s=settings.chat_keepalive_s)
+    response.headers["X-Conversation-Id"] = str(conversation["_id"])
+    return response
 
 
 @router.get("", response_model=ConversationPage, responses=error_responses(401, 422))
@@ -83,49 +60,31 @@ async def list_conversations(
     user: CurrentUser, db: DbDep, limit: Limit = 20, cursor: Cursor = None, q: Search = None
 ) -> ConversationPage:
     """Newest first; pass `next_cursor` back as `cursor` for the next page (null on the last)."""
-    docs = await conversations.list_conversations(
-        db=db, user_id=user["_id"], limit=limit + 1, before=_cursor(cursor), containing=search_text(q)
-    )
-    page, more = docs[:limit], len(docs) > limit
-    next_cursor = encode_cursor(page[-1]["updated_at"], page[-1]["_id"]) if more else None
-    return ConversationPage(items=[ConversationPublic.from_doc(d) for d in page], next_cursor=next_cursor)
+    page = await conversations_service.list_conversations(db, user_id=user["_id"], limit=limit, cursor=cursor,
+                                                          query=q)
+    return ConversationPage(items=[ConversationPublic.from_doc(d) for d in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{conversation_id}", response_model=ConversationPublic, responses=error_responses(401, 404))
 async def read_conversation(conversation_id: str, user: CurrentUser, db: DbDep) -> ConversationPublic:
-    return ConversationPublic.from_doc(await owned_conversation(db, user, conversation_id))
+    return ConversationPublic.from_doc(
+        await chat_service.owned_conversation(db, user_id=user["_id"], conversation_id=conversation_id))
 
 
-@router.patch(
-    "/{conversation_id}", response_model=ConversationPublic, responses=error_responses(401, 404, 422)
-)
+@router.patch("/{conversation_id}", response_model=ConversationPublic, responses=error_responses(401, 404, 422))
 async def rename_conversation(
     conversation_id: str, body: ConversationUpdate, user: CurrentUser, db: DbDep, settings: SettingsDep
 ) -> ConversationPublic:
-    _check_title(body.title, settings.max_title_chars)
-    doc = await owned_conversation(db, user, conversation_id)
-    updated = await conversations.update_conversation(
-        db=db, user_id=user["_id"], conversation_id=doc["_id"], changes={"title": body.title}
-    )
-    if updated is None:
-        raise ApiError(404, "conversation_not_found")
-    return ConversationPublic.from_doc(updated)
+    return ConversationPublic.from_doc(await conversations_service.rename(
+        db, user_id=user["_id"], conversation_id=conversation_id, title=body.title,
+        max_chars=settings.max_title_chars))
 
 
-@router.delete(
-    "/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404)
-)
-async def delete_conversation(conversation_id: str, user: CurrentUser, db: DbDep) -> Response:
-    """Deletes its messages, images and feedback too."""
-    oid: ObjectId | None = parse_id(conversation_id)
-    if oid is None or not await conversations.delete_conversation(
-        db=db, user_id=user["_id"], conversation_id=oid
-    ):
-        raise ApiError(404, "conversation_not_found")
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404))
+async def delete_conversation(conversation_id: str, user: CurrentUser, db: DbDep, chat: ChatDep) -> Response:
+    """Deletes its messages, images and feedback too; a running answer is stopped first."""
+    await chat_service.delete_conversation(chat, db, user_id=user["_id"], conversation_id=conversation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-EXPORT_PAGE = 500
 
 
 @router.get(
@@ -134,36 +93,19 @@ EXPORT_PAGE = 500
     responses={200: {"content": {"text/markdown": {}}, "description": "the whole conversation, oldest first"},
                **error_responses(401, 404)},
 )
-async def export_conversation(conversation_id: str, request: Request, user: CurrentUser, db: DbDep) -> Response:
+async def export_conversation(conversation_id: str, user: CurrentUser, db: DbDep, locale: LocaleDep) -> Response:
     """Download the conversation as Markdown (titles, times in UTC, every message; images by count)."""
-    conv = await owned_conversation(db, user, conversation_id)
-    docs: list[dict[str, Any]] = []
-    while True:
-        after = (docs[-1]["created_at"], docs[-1]["_id"]) if docs else None
-        page = await messages.list_messages(db=db, user_id=user["_id"], conversation_id=conv["_id"],
-                                            limit=EXPORT_PAGE, after=after)
-        docs += page
-        if len(page) < EXPORT_PAGE:
-            break
-    text = conversation_markdown(conv, docs, request_locale(request), utcnow())
-    return Response(text, media_type="text/markdown; charset=utf-8", headers=download_headers(conv["title"]))
+    text, headers = await conversations_service.export_markdown(db, user_id=user["_id"],
+                                                                conversation_id=conversation_id, locale=locale)
+    return Response(text, media_type="text/markdown; charset=utf-8", headers=headers)
 
 
-@router.get(
-    "/{conversation_id}/messages", response_model=MessagePage, responses=error_responses(401, 404, 422)
-)
+@router.get("/{conversation_id}/messages", response_model=MessagePage, responses=error_responses(401, 404, 422))
 async def list_messages(
-    conversation_id: str,
-    user: CurrentUser,
-    db: DbDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Cursor = None,
+    conversation_id: str, user: CurrentUser, db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100, cursor: Cursor = None,
 ) -> MessagePage:
     """Oldest first; pass `next_cursor` back as `cursor` for the following messages."""
-    conv = await owned_conversation(db, user, conversation_id)
-    docs = await messages.list_messages(
-        db=db, user_id=user["_id"], conversation_id=conv["_id"], limit=limit + 1, after=_cursor(cursor)
-    )
-    page, more = docs[:limit], len(docs) > limit
-    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["_id"]) if more else None
-    return MessagePage(items=[MessagePublic.from_doc(d) for d in page], next_cursor=next_cursor)
+    page = await conversations_service.list_messages(db, user_id=user["_id"], conversation_id=conversation_id,
+                                                     limit=limit, cursor=cursor)
+    return MessagePage(items=[MessagePublic.from_doc(d) for d in page.items], next_cursor=page.next_cursor)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from backend.core.errors import error_body, request_locale
-from backend.core.messages import message_for
+from backend.core.i18n import message_for
 from backend.db.client import ping
 
 router = APIRouter(tags=["health"])

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, UploadFile
 
-from backend.api.deps import CurrentUser, DbDep, SettingsDep
-from backend.chat import images as images_service
-from backend.chat.errors import ChatError
-from backend.chat.http import api_error, object_id
 from backend.chat.schemas import ImagePublic
-from backend.core.errors import ApiError
+from backend.http.deps import CurrentUser, DbDep, SettingsDep
 from backend.schemas.common import error_responses
+from backend.services import images as images_service
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -19,13 +16,8 @@ router = APIRouter(prefix="/images", tags=["images"])
 async def upload_image(file: UploadFile, user: CurrentUser, db: DbDep, settings: SettingsDep) -> ImagePublic:
     # Read one byte past the limit: enough to know it is too big without holding a huge upload.
     data = await file.read(settings.max_image_bytes + 1)
-    try:
-        doc = await images_service.save_image(
-            db=db, user_id=user["_id"], data=data,
-            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
-        )
-    except ChatError as exc:
-        raise api_error(exc) from exc
+    doc = await images_service.save_image(db=db, user_id=user["_id"], data=data,
+                                          max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     return ImagePublic(id=str(doc["_id"]), content_type=doc["content_type"], size=doc["size"],
                        width=doc["width"], height=doc["height"])
 
@@ -33,9 +25,7 @@ async def upload_image(file: UploadFile, user: CurrentUser, db: DbDep, settings:
 @router.get("/{image_id}", responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
                                       **error_responses(401, 404)})
 async def download_image(image_id: str, user: CurrentUser, db: DbDep) -> Response:
-    doc = await images_service.get_image(db=db, user_id=user["_id"], image_id=object_id(image_id, "image_not_found"))
-    if doc is None:
-        raise ApiError(404, "image_not_found")
+    doc = await images_service.get_image(db=db, user_id=user["_id"], image_id=image_id)
     return Response(
         bytes(doc["data"]), media_type=doc["content_type"],
         headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff",

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from backend.api.deps import CurrentUser, DbDep
-from backend.core.errors import ApiError
-from backend.db import api_tokens
-from backend.db.ids import parse_id
+from backend.http.deps import CurrentUser, DbDep
 from backend.schemas.common import error_responses
 from backend.schemas.tokens import ApiTokenCreate, ApiTokenCreated, ApiTokenPublic
-from backend.services import auth
+from backend.services import account, auth
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
@@ -29,12 +26,10 @@ async def create_token(body: ApiTokenCreate, user: CurrentUser, db: DbDep) -> Ap
 
 @router.get("", response_model=list[ApiTokenPublic], responses=error_responses(401))
 async def list_tokens(user: CurrentUser, db: DbDep) -> list[ApiTokenPublic]:
-    return [ApiTokenPublic.from_doc(d) for d in await api_tokens.list_api_tokens(db=db, user_id=user["_id"])]
+    return [ApiTokenPublic.from_doc(d) for d in await account.list_tokens(db, user_id=user["_id"])]
 
 
 @router.delete("/{token_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 404))
 async def revoke_token(token_id: str, user: CurrentUser, db: DbDep) -> Response:
-    oid = parse_id(token_id)
-    if oid is None or not await api_tokens.revoke_api_token(db=db, user_id=user["_id"], token_id=oid):
-        raise ApiError(404, "token_not_found")
+    await account.revoke_token(db, user_id=user["_id"], token_id=token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from backend.api import cookies
-from backend.api.deps import CurrentAuth, CurrentUser, DbDep, SettingsDep
-from backend.core.errors import ApiError
-from backend.db import users
+from backend.http import cookies
+from backend.http.deps import CurrentAuth, CurrentUser, DbDep, SettingsDep
 from backend.schemas.common import error_responses
 from backend.schemas.users import AccountDeletion, PasswordChange, UserPublic, UserUpdate
-from backend.services import auth
+from backend.services import account, auth
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -23,12 +21,7 @@ async def read_me(user: CurrentUser) -> UserPublic:
 @router.patch("/me", response_model=UserPublic, responses=error_responses(401, 403, 422))
 async def update_me(body: UserUpdate, user: CurrentUser, db: DbDep, settings: SettingsDep) -> UserPublic:
     changes = body.model_dump(exclude_none=True)
-    if len(changes.get("display_name", "")) > settings.max_display_name_chars:
-        raise ApiError(422, "validation_error")
-    updated = await users.update_user(db=db, user_id=user["_id"], changes=changes) if changes else user
-    if updated is None:
-        raise ApiError(404, "user_not_found")
-    return UserPublic.from_doc(updated)
+    return UserPublic.from_doc(await account.update_profile(db, user=user, changes=changes, settings=settings))
 
 
 @router.post(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
+import anyio
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from backend.chat.generation import StreamEvent
-from backend.core.messages import message_for
+from backend.chat.events import StreamEvent
+from backend.core.i18n import message_for
 
 RETRY_MS = 2000
 
@@ -25,9 +26,15 @@ async def _frames(events: AsyncIterator[StreamEvent], locale: str) -> AsyncItera
         yield _encode(event, locale)
 
 
+# On shutdown the server interrupts its own answers and ends the streams that follow other
+# workers' answers, each with a terminal event; this is how long those last events may take.
+SHUTDOWN_GRACE_S = 5.0
+
+
 def event_stream(events: AsyncIterator[StreamEvent], *, locale: str, keepalive_s: float) -> EventSourceResponse:
     """A closed connection only ends this listener; the generation itself carries on."""
     return EventSourceResponse(
-        _frames(events, locale), ping=keepalive_s,
+        _frames(events, locale), ping=keepalive_s, shutdown_event=anyio.Event(),
+        shutdown_grace_period=SHUTDOWN_GRACE_S,
         headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
     )

@@ -8,7 +8,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.errors import error_body
-from backend.core.messages import locale_from_header, message_for
+from backend.core.i18n import locale_from_header, message_for
 
 
 class BodyLimitMiddleware:

@@ -7,11 +7,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from backend.chat.pages.i18n import request_locale
+from backend.core.i18n import request_locale
 
 
 def locale(request: Request) -> str:
-    return request_locale(request, request.app.state.settings.default_locale)
+    return request_locale(request)
 
 
 def is_htmx(request: Request) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from starlette.responses import FileResponse, PlainTextResponse, Response
 
-from backend.chat.pages.templating import REPO_ROOT
+from backend.web.templating import REPO_ROOT
 
 log = logging.getLogger("kovr.pages")
 router = APIRouter(include_in_schema=False)

@@ -2,7 +2,7 @@
 
 How to use (routes in backend/api/routes/*.py, yours included):
 
-    from backend.api.deps import CurrentUser, DbDep, SettingsDep
+    from backend.http.deps import CurrentUser, DbDep, SettingsDep
 
     @router.get("/things/{thing_id}")
     async def read_thing(thing_id: str, user: CurrentUser, db: DbDep) -> ThingPublic:
@@ -25,9 +25,9 @@ Browser sign-in from a page route: `services.auth.authenticate(...)`, then
 `tokens = await services.auth.issue_session_tokens(...)` and `cookies.set_session_cookies(response,
 tokens, settings)`. An expired access cookie is renewed by the middleware from the refresh cookie.
 
-Errors: raise `backend.core.errors.ApiError(status, "snake_code")`; add your codes' Korean and
-English texts with `backend.core.messages.register_messages({...})`. Service errors
-(`backend.services.errors`) are mapped to their status by the app's handlers.
+Errors: raise `backend.core.errors.AppError("snake_code")`; add the code's Korean and English
+texts to `backend.core.i18n.TEXT` and its HTTP status to `backend.core.errors.STATUS`; the one
+handler turns it into JSON for the API and into a toast text for an htmx page call.
 Readiness: add `async () -> bool` checks to `app.state.readiness_checks["name"]` (GET /readyz).
 """
 
@@ -39,12 +39,13 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 
-from backend.api import cookies
-from backend.core.errors import ApiError
+from backend.core.errors import AppError
+from backend.core.i18n import request_locale
 from backend.core.security import API_TOKEN_PREFIX, same_secret
 from backend.db.client import Db
+from backend.http import cookies
 from backend.services import auth
-from backend.services.errors import InvalidAccessToken
+from backend.services.chat import ChatServices
 from kovr.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -100,7 +101,7 @@ async def verify_csrf(request: Request) -> None:
     expected = request.cookies.get(cookies.CSRF_COOKIE, "")
     submitted = await _submitted_csrf(request)
     if not expected or not submitted or not same_secret(expected, submitted):
-        raise ApiError(403, "csrf_failed")
+        raise AppError("csrf_failed")
 
 
 CsrfProtected = Depends(verify_csrf)
@@ -112,7 +113,7 @@ async def _authenticate(request: Request, db: Db, settings: Settings) -> AuthCon
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 4096:
-            raise ApiError(401, "invalid_token", headers=_BEARER_CHALLENGE)
+            raise AppError("invalid_token", headers=_BEARER_CHALLENGE)
         if token.startswith(API_TOKEN_PREFIX):
             return AuthContext(await auth.user_from_api_token(db=db, token=token), "api_token")
         user, family = await auth.session_from_access_token(db=db, settings=settings, token=token)
@@ -124,7 +125,7 @@ async def _authenticate(request: Request, db: Db, settings: Settings) -> AuthCon
         return None
     try:
         user, family = await auth.session_from_access_token(db=db, settings=settings, token=cookie)
-    except InvalidAccessToken:
+    except AppError:
         return None  # a stale cookie is simply "not signed in"
     await verify_csrf(request)
     return AuthContext(user, "cookie", family)
@@ -150,7 +151,7 @@ async def get_auth(
 ) -> AuthContext:
     ctx = await _authenticate(request, db, settings)
     if ctx is None:
-        raise ApiError(401, "not_authenticated", headers=_BEARER_CHALLENGE)
+        raise AppError("not_authenticated", headers=_BEARER_CHALLENGE)
     _remember(request, ctx)
     return ctx
 
@@ -163,13 +164,23 @@ async def get_optional_user(request: Request, db: DbDep, settings: SettingsDep) 
     """For pages: the user or None. Does not check CSRF for GETs; unsafe methods still need it."""
     try:
         ctx = await _authenticate(request, db, settings)
-    except (ApiError, InvalidAccessToken):
+    except AppError:
         return None
     if ctx is not None:
         _remember(request, ctx)
     return None if ctx is None else ctx.user
 
 
+def get_chat(request: Request) -> ChatServices:
+    return request.app.state.chat  # type: ignore[no-any-return]
+
+
+def get_locale(request: Request) -> str:
+    return request_locale(request)
+
+
 CurrentAuth = Annotated[AuthContext, Depends(get_auth)]
+ChatDep = Annotated[ChatServices, Depends(get_chat)]
+LocaleDep = Annotated[str, Depends(get_locale)]
 CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
 OptionalUser = Annotated[dict[str, Any] | None, Depends(get_optional_user)]

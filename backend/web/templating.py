@@ -10,12 +10,12 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from backend.api.deps import csrf_token
 from backend.chat.markdown import render_markdown
-from backend.chat.pages.i18n import request_locale, translator
+from backend.core.i18n import request_locale, translator
+from backend.http.deps import csrf_token
 from kovr import __version__
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = REPO_ROOT / "ui_templates"
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
@@ -30,8 +30,7 @@ def _short_time(value: dt.datetime | None, locale: str) -> str:
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    settings = request.app.state.settings
-    locale = request_locale(request, settings.default_locale)
+    locale = request_locale(request)
     chat = getattr(request.app.state, "chat", None)
     info = chat.model.cached_info if chat is not None else None
     base = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.core.messages import message_for
+from backend.core.i18n import message_for
 
 
 def conversation_view(doc: dict[str, Any]) -> dict[str, Any]:

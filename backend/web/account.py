@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
-from backend.api import cookies
-from backend.api.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip
-from backend.chat.pages.common import locale, safe_next, to_login, user_view
-from backend.chat.pages.i18n import LANG_COOKIE, LOCALES, translator
-from backend.chat.pages.templating import render
 from backend.chat.schemas import ANSWER_STYLES
-from backend.core.errors import SERVICE_STATUS
-from backend.core.messages import message_for
+from backend.core.errors import AppError
+from backend.core.i18n import LANG_COOKIE, LOCALES, message_for, translator
 from backend.core.text import nfc
-from backend.db import api_tokens, users
-from backend.db.ids import parse_id
+from backend.http import cookies
+from backend.http.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip
 from backend.schemas.users import PasswordChange, UserCreate, UserUpdate
-from backend.services import auth
-from backend.services.errors import ServiceError
+from backend.services import account, auth
+from backend.web.common import locale, safe_next, to_login, user_view
+from backend.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 Text = Annotated[str, Form(max_length=256)]
-
-
-def _error_status(code: str) -> int:
-    return int(SERVICE_STATUS.get(code, 400))
 
 
 def _validation_message(exc: ValidationError, request: Request) -> str:
@@ -54,8 +47,8 @@ async def login(request: Request, db: DbDep, settings: SettingsDep, email: Text,
     try:
         user = await auth.authenticate(db=db, settings=settings, email=str(nfc(email)), password=str(nfc(password)),
                                        client_ip=client_ip(request))
-    except ServiceError as exc:
-        return render(request, "login.html", _error_status(exc.code), email=email,
+    except AppError as exc:
+        return render(request, "login.html", exc.status_code, email=email,
                       error=message_for(exc.code, locale(request)))
     return await _signed_in(db, settings, user)
 
@@ -79,8 +72,8 @@ async def signup(
             client_ip=client_ip(request))
     except ValidationError as exc:
         return render(request, "signup.html", 422, error=_validation_message(exc, request), **again)
-    except ServiceError as exc:
-        return render(request, "signup.html", _error_status(exc.code), error=message_for(exc.code, locale(request)),
+    except AppError as exc:
+        return render(request, "signup.html", exc.status_code, error=message_for(exc.code, locale(request)),
                       **again)
     return await _signed_in(db, settings, user)
 
@@ -109,7 +102,7 @@ async def choose_language(choice: str, next: str | None = None) -> Response:
 
 
 async def _settings_page(request: Request, db: DbDep, user: dict, status_code: int = 200, **extra: object) -> Response:  # type: ignore[type-arg]
-    tokens = await api_tokens.list_api_tokens(db=db, user_id=user["_id"])
+    tokens = await account.list_tokens(db, user_id=user["_id"])
     views = [{"id": str(t["_id"]), "name": t["name"], "prefix": t["prefix"], "last_used_at": t.get("last_used_at")}
              for t in tokens]
     return render(request, "settings.html", status_code, user=user_view(user), tokens=views,
@@ -131,8 +124,9 @@ async def update_profile(request: Request, db: DbDep, user: OptionalUser, displa
         body = UserUpdate(display_name=display_name)
     except ValidationError as exc:
         return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
-    updated = await users.update_user(db=db, user_id=user["_id"], changes={"display_name": body.display_name})
-    return await _settings_page(request, db, updated or user, notice=translator(locale(request))("saved"))
+    updated = await account.update_profile(db, user=user, changes={"display_name": body.display_name},
+                                           settings=request.app.state.settings)
+    return await _settings_page(request, db, updated, notice=translator(locale(request))("saved"))
 
 
 @router.post("/settings/answer-style")
@@ -143,8 +137,9 @@ async def update_answer_style(request: Request, db: DbDep, user: OptionalUser, a
         body = UserUpdate(answer_style=answer_style)  # type: ignore[arg-type]  # validated here
     except ValidationError as exc:
         return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
-    updated = await users.update_user(db=db, user_id=user["_id"], changes={"answer_style": body.answer_style})
-    return await _settings_page(request, db, updated or user, notice=translator(locale(request))("saved"))
+    updated = await account.update_profile(db, user=user, changes={"answer_style": body.answer_style},
+                                           settings=request.app.state.settings)
+    return await _settings_page(request, db, updated, notice=translator(locale(request))("saved"))
 
 
 @router.post("/settings/password")
@@ -160,8 +155,8 @@ async def change_password(
                                    new_password=body.new_password, keep_family=family)
     except ValidationError as exc:
         return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
-    except ServiceError as exc:
-        return await _settings_page(request, db, user, _error_status(exc.code),
+    except AppError as exc:
+        return await _settings_page(request, db, user, exc.status_code,
                                     error=message_for(exc.code, locale(request)))
     return await _settings_page(request, db, user, notice=translator(locale(request))("password_changed"))
 
@@ -177,8 +172,8 @@ async def delete_account(
         return await _settings_page(request, db, user, 422, error=message_for("validation_error", locale(request)))
     try:
         await auth.delete_account(db=db, user=user, password=str(nfc(password)))
-    except ServiceError as exc:
-        return await _settings_page(request, db, user, _error_status(exc.code),
+    except AppError as exc:
+        return await _settings_page(request, db, user, exc.status_code,
                                     error=message_for(exc.code, locale(request)))
     response = RedirectResponse("/signup", status_code=303)
     cookies.clear_session_cookies(response, settings)
@@ -200,7 +195,6 @@ async def create_token(request: Request, db: DbDep, user: OptionalUser, name: An
 async def revoke_token(request: Request, token_id: str, db: DbDep, user: OptionalUser) -> Response:
     if user is None:
         return to_login(request)
-    oid = parse_id(token_id)
-    if oid is not None:
-        await api_tokens.revoke_api_token(db=db, user_id=user["_id"], token_id=oid)
+    with contextlib.suppress(AppError):  # already revoked (another tab): the list shows the truth
+        await account.revoke_token(db, user_id=user["_id"], token_id=token_id)
     return RedirectResponse("/settings", status_code=303)

@@ -8,11 +8,11 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api import cookies
 from backend.core import security
+from backend.core.errors import AppError
 from backend.core.secrets import jwt_key
+from backend.http import cookies
 from backend.services import auth
-from backend.services.errors import ServiceError
 
 _CSRF_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
@@ -79,7 +79,7 @@ class BrowserSessionMiddleware:
                 refresh_token=refresh[:512],
                 grace_s=settings.refresh_reuse_grace_s,
             )
-        except ServiceError:
+        except AppError:
             return cookies.clear_cookie_headers(settings)
         state["session_access_token"] = tokens.access_token
         return cookies.session_cookie_headers(tokens, settings)

@@ -1,1 +1,0 @@
-"""Server-rendered pages: templates, UI text in Korean and English, view helpers."""

@@ -1,0 +1,107 @@
+"""The stored documents, typed: what each collection holds. Built and read only through `backend.db`.
+
+TypedDicts (not models) because the driver hands back dicts: these name every field a document
+may have, so a typo in a field name is a type error rather than a silent `None`. Routes never
+return these: they map them to the `*Public` schemas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal, NotRequired, TypedDict
+
+from bson import Binary, ObjectId
+
+Role = Literal["user", "admin"]
+MessageRole = Literal["user", "assistant", "system"]
+# streaming: a worker owns it (worker_id, lease_until); every other status is final.
+MessageStatus = Literal["complete", "streaming", "stopped", "error", "interrupted"]
+FINAL_STATUSES: tuple[MessageStatus, ...] = ("complete", "stopped", "error", "interrupted")
+
+
+class UserDoc(TypedDict):
+    _id: ObjectId
+    email: str
+    password_hash: str
+    display_name: str
+    role: Role
+    disabled: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    password_changed_at: dt.datetime
+    answer_style: NotRequired[str]
+    deleting: NotRequired[bool]
+
+
+class ConversationDoc(TypedDict):
+    _id: ObjectId
+    user_id: ObjectId
+    title: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    model: dict[str, Any] | None
+    message_count: int
+    # The assistant message being generated in it, if any: one answer at a time, across workers.
+    active_message_id: NotRequired[ObjectId | None]
+
+
+class Alternative(TypedDict):
+    """An earlier answer to the same question, kept when it is regenerated."""
+
+    content: str
+    status: MessageStatus
+    finish_reason: str | None
+    generated_tokens: int | None
+    feedback: dict[str, Any] | None
+    parameters: dict[str, Any] | None
+    error: str | None
+    created_at: dt.datetime
+
+
+class MessageDoc(TypedDict):
+    _id: ObjectId
+    conversation_id: ObjectId
+    user_id: ObjectId
+    role: MessageRole
+    content: str
+    status: MessageStatus
+    image_ids: list[ObjectId]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    # Assistant messages: the generation and its job.
+    attempt: NotRequired[int]  # bumped by regenerate; event ids are "<attempt>-<characters>"
+    parameters: NotRequired[dict[str, Any]]
+    worker_id: NotRequired[str | None]
+    lease_until: NotRequired[dt.datetime | None]
+    stop_requested: NotRequired[bool]
+    finish_reason: NotRequired[str | None]
+    generated_tokens: NotRequired[int]
+    prompt_tokens: NotRequired[int | None]
+    time_to_first_token_ms: NotRequired[float | None]
+    duration_ms: NotRequired[float | None]
+    error: NotRequired[str | None]
+    feedback: NotRequired[dict[str, Any] | None]
+    alternatives: NotRequired[list[Alternative]]
+
+
+class ImageDoc(TypedDict):
+    _id: ObjectId
+    user_id: ObjectId
+    conversation_id: ObjectId | None
+    content_type: str
+    size: int
+    width: int
+    height: int
+    sha256: str
+    data: Binary
+    created_at: dt.datetime
+
+
+class FeedbackDoc(TypedDict):
+    _id: NotRequired[ObjectId]
+    message_id: ObjectId
+    user_id: ObjectId
+    conversation_id: ObjectId
+    rating: int
+    comment: str | None
+    created_at: dt.datetime

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by both front doors (api/ and web/): dependencies, cookies, middleware, SSE."""

@@ -84,13 +84,24 @@ def pairwise_prompt(item: Item, first: str, second: str) -> str:
     )
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):  # json.loads would silently keep the last one
+        raise _DuplicateKey
+    return dict(pairs)
+
+
 def _json_object(reply: str) -> dict[str, Any] | None:
     text = reply.strip()
     if text.startswith("```") and text.endswith("```"):
         text = text[3:-3].removeprefix("json").strip()
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
+        value = json.loads(text, object_pairs_hook=_no_duplicates)
+    except (json.JSONDecodeError, _DuplicateKey):
         return None
     return value if isinstance(value, dict) else None
 

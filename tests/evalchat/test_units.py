@@ -57,7 +57,7 @@ def test_scores_are_read_strictly() -> None:
     assert parse_scores("```json\n" + json.dumps({**GOOD, "reason": "좋음"}) + "\n```") == GOOD
     for bad in ("점수: 4", json.dumps({**GOOD, "overall": 6}), json.dumps({**GOOD, "overall": "4"}),
                 json.dumps({**GOOD, "overall": True}), json.dumps({k: v for k, v in GOOD.items() if k != "context"}),
-                "설명입니다. " + json.dumps(GOOD), json.dumps({**GOOD, "extra": 1}), "[1, 2]"):
+                "설명입니다. " + json.dumps(GOOD), json.dumps(GOOD)[:-1] + ', "overall": 4}', json.dumps({**GOOD, "extra": 1}), "[1, 2]"):
         assert parse_scores(bad) is None, bad
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,8 @@ def run_eval(run: EvalRun, settings: Settings, keys: dict[str, str] | None = Non
             scores, pairs, asked, cached = _judge_all(run, judge, answers)
         finally:
             judge.close()
+        # The report names the model that judged, also when the server chose it (/models).
+        run = replace(run, judge=replace(run.judge, model=judge.chat.model or run.judge.model))
     report = build_report(run, answers, scores, pairs)
     files = write_report(run.out_dir, report)
     return RunResult(report, files, generation, asked, cached)

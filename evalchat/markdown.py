@@ -72,7 +72,7 @@ def _pairwise_section(report: dict[str, Any]) -> list[str]:
 
 def _category_section(report: dict[str, Any]) -> list[str]:
     names = list(report["targets"])
-    judged = report["judge"] is not None
+    judged = report["judge"] is not None and report["judge"]["any_judged"]
     measure = "전반적 품질 overall" if judged else "chrF"
     lines = [f"## 범주별 (per category: {measure}; 한글 비율 Hangul share)", "",
              "| 범주 category | 문항 items | " + " | ".join(names) + " |", "|" + "---|" * (2 + len(names))]

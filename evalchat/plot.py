@@ -13,7 +13,7 @@ FREE_METRICS = (("hangul_share", "Hangul share", 1.0), ("distinct_2", "distinct-
 def _bars(report: dict[str, Any]) -> tuple[list[str], dict[str, list[tuple[float, float, float] | None]], str]:
     """Group labels, per-target (mean, low, high) on 0-1, and the axis label."""
     targets = report["targets"]
-    if report["judge"] is not None:
+    if report["judge"] is not None and report["judge"]["any_judged"]:
         labels = [c.english for c in CRITERIA]
         values = {}
         for name, t in targets.items():
@@ -28,7 +28,7 @@ def _bars(report: dict[str, Any]) -> tuple[list[str], dict[str, list[tuple[float
     values = {name: [None if (ci := t["metrics_ci"].get(key)) is None else
                      (ci["mean"] / scale, ci["low"] / scale, ci["high"] / scale) for key, _, scale in FREE_METRICS]
               for name, t in targets.items()}
-    return labels, values, "judge-free metric (no judge given)"
+    return labels, values, "judge-free metric (nothing judged)"
 
 
 def plot_report(report: dict[str, Any], path: Path) -> Path:
@@ -68,8 +68,8 @@ def _plot_pairs(ax: Any, pairs: list[dict[str, Any]]) -> None:
     left = [0.0] * len(pairs)
     for key, label, color in parts:
         widths = [float(p[key]) for p in pairs]
-        ax.barh(names, widths, left=left, label=label, color=color, edgecolor="black", linewidth=0.5)
+        ax.barh(names, widths, left=left, height=0.5, label=label, color=color, edgecolor="black", linewidth=0.5)
         left = [a + b for a, b in zip(left, widths)]
     ax.set_xlabel("items")
     ax.set_title("pairwise (both orders): win / tie / loss")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4)

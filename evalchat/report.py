@@ -69,6 +69,10 @@ def _item_score(scores: Answers, name: str, item_id: str) -> float | None:
     return float(record["value"]["overall"]) if record and record["status"] == "judged" else None
 
 
+def _any_judged(scores: Answers) -> bool:
+    return any(r["status"] == "judged" for by_item in scores.values() for r in by_item.values())
+
+
 def _categories(run: EvalRun, answers: Answers, scores: Answers) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for category in sorted({i.category for i in run.items}):
@@ -88,20 +92,21 @@ def _categories(run: EvalRun, answers: Answers, scores: Answers) -> dict[str, di
 
 
 def _disagreements(run: EvalRun, answers: Answers, scores: Answers) -> list[dict[str, Any]]:
-    """Items where the targets differ most: judge's overall score, or chrF without a judge."""
+    """Items where the targets differ most: judge's overall score, or chrF when nothing was judged."""
     ranked = []
+    judged = _any_judged(scores)
     for item in run.items:
         values: dict[str, float] = {}
         for name, by_item in answers.items():
             score = _item_score(scores, name, item.id)
-            if score is None and not scores:
+            if not judged:
                 score = by_item.get(item.id, {}).get("metrics", {}).get("chrf")
             if score is not None:
                 values[name] = float(score)
         if len(values) >= 2:
             spread = max(values.values()) - min(values.values())
             ranked.append({"item_id": item.id, "category": item.category, "instruction": item.instruction,
-                           "measure": "overall" if scores else "chrf", "spread": round(spread, 3),
+                           "measure": "overall" if judged else "chrf", "spread": round(spread, 3),
                            "by_target": {n: {"value": v, "answer": answers[n][item.id]["answer"]}
                                          for n, v in values.items()}})
     ranked.sort(key=lambda r: -r["spread"])
@@ -113,7 +118,7 @@ def build_report(run: EvalRun, answers: Answers, scores: Answers, pairs: list[di
         "kind": "kovr-eval-chat", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "prompt_set": run.prompt_set, "items": len(run.items), "params": run.params.to_json(),
         "judge": None if run.judge is None else {"url": run.judge.url, "model": run.judge.model,
-                                                 "rubric": RUBRIC_VERSION},
+                                                 "rubric": RUBRIC_VERSION, "any_judged": _any_judged(scores)},
         "criteria": [{"key": c.key, "korean": c.korean, "english": c.english, "low": c.low, "high": c.high}
                      for c in CRITERIA],
         "targets": {name: _target_block(run, name, answers[name], scores.get(name, {})) for name in answers},

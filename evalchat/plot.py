@@ -50,7 +50,8 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel(ylabel, fontsize=8)
-    ax.set_title("per criterion, mean with 95% bootstrap CI")
+    judged = report["judge"] is not None and report["judge"]["any_judged"]
+    ax.set_title(("per criterion" if judged else "judge-free metrics") + ", mean with 95% bootstrap CI")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     if pairs:

@@ -13,10 +13,11 @@ FALLBACK_EVAL_PROMPTS: tuple[str, ...] = (
 
 
 def default_eval_prompts() -> list[dict[str, str]]:
-    """KoVR's fixed evaluation prompts ({instruction, input}), never part of the training set."""
+    """KoVR's fixed evaluation prompts ({instruction, input, reference}), never part of the training set."""
     try:
         from kovr.data import load_test_prompts
 
-        return [{"instruction": p["instruction"], "input": p["input"]} for p in load_test_prompts()]
+        return [{"instruction": p["instruction"], "input": p["input"], "reference": p["reference"]}
+                for p in load_test_prompts()]
     except (ImportError, ValueError, OSError):
         return [{"instruction": p, "input": ""} for p in FALLBACK_EVAL_PROMPTS]

@@ -75,7 +75,22 @@ def answer_prompts(
     ]
 
 
-def write_answers(run_dir: Path, step: int | str, answers: list[dict[str, str]]) -> Path:
+def with_chat_metrics(
+    answers: list[dict[str, str]], prompts: Sequence[Any]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Each answer with its judge-free measures, and their summary as ``chat_*`` eval figures.
+
+    The same measures as `kovr eval-chat` (kovr.chat_metrics), so a run's curve and a later
+    eval-chat report read alike; chrF only for prompts that carry a ``reference``.
+    """
+    from kovr.chat_metrics import answer_metrics, summarize
+
+    rows = [answer_metrics(a["answer"], getattr(p, "reference", "") or None) for a, p in zip(answers, prompts)]
+    scored = [{**a, "metrics": row} for a, row in zip(answers, rows)]
+    return scored, {f"chat_{key}": value for key, value in summarize(rows).items()}
+
+
+def write_answers(run_dir: Path, step: int | str, answers: list[dict[str, Any]]) -> Path:
     """RUN_DIR/eval/answers-step-00000100.jsonl (or answers-final.jsonl)."""
     folder = run_dir / EVAL_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -102,6 +102,7 @@ class DataSection(ConfigModel):
 class EvalPrompt(ConfigModel):
     instruction: str = Field(min_length=1)
     input: str = ""
+    reference: str = Field(default="", description="a good answer; gives the chrF of the eval answers")
 
     @model_validator(mode="before")
     @classmethod
@@ -113,6 +114,9 @@ class EvalSection(ConfigModel):
     # Plain strings or {instruction, input}; default: KoVR's fixed Korean test prompts.
     prompts: list[EvalPrompt] = Field(default_factory=lambda: [EvalPrompt(**p) for p in default_eval_prompts()])
     max_new_tokens: int = Field(default=64, ge=1)
+    # Judge-free measures of the answers (Hangul share, repetition, empty, U+FFFD, template leak,
+    # chrF against references) logged at each eval step; cheap, no judge (kovr.chat_metrics).
+    chat_metrics: bool = True
     heldout_batches: int | None = Field(default=None, ge=1, description="None: the whole held-out set")
 
 

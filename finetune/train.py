@@ -25,7 +25,7 @@ from finetune.batching import MicroBatch, collate, plan_epoch
 from finetune.checkpoint import TrainState, find_latest_checkpoint, load_checkpoint
 from finetune.config import ConfigError, config_to_dict, save_config
 from finetune.data import IGNORE, Example, PreparedData, load_records, prepare_examples
-from finetune.evaluate import answer_prompts, heldout_loss, write_answers
+from finetune.evaluate import answer_prompts, heldout_loss, with_chat_metrics, write_answers
 from finetune.loop import LoopSpec, train_loop
 from finetune.metrics import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 from finetune.modeling import (
@@ -222,8 +222,11 @@ def run_finetune(
     def eval_fn(step: int) -> dict[str, Any]:
         result = heldout_loss(model, heldout, rt.device, rt.autocast)
         answers = answer_prompts(model, tokenizer, template, cfg.eval.prompts, cfg.eval.max_new_tokens, rt.device)
+        figures: dict[str, float] = {}
+        if cfg.eval.chat_metrics:
+            answers, figures = with_chat_metrics(answers, cfg.eval.prompts)
         path = write_answers(run_dir, step, answers)
-        return {**result, "answers": str(path.relative_to(run_dir))}
+        return {**result, **figures, "answers": str(path.relative_to(run_dir))}
 
     spec = LoopSpec(
         model=model, optimizer=optimizer, scheduler=scheduler, run_dir=run_dir, train=cfg.train,

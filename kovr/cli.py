@@ -14,7 +14,9 @@ from kovr import __version__
 from kovr.settings import Settings, SettingsError, load_settings
 
 # Modules that expose `register(subparsers)`; order is the order in `kovr --help`.
-COMMAND_MODULES = ("backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli")
+COMMAND_MODULES = (
+    "backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli", "evalchat.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -49,7 +49,8 @@ def tiny_config(data_file: Path, output_dir: Path, **sections: dict[str, Any]) -
                  "modules_to_save": ["embed_out"]},
         "train": {"micro_batch_size": 5, "max_steps": 60, "learning_rate": 1e-2, "warmup_steps": 5,
                   "progress_bar": False, "log_every": 1, "precision": "fp32", "gradient_checkpointing": False},
-        "eval": {"prompts": [r["instruction"] for r in FACTS], "max_new_tokens": 48},
+        "eval": {"prompts": [{"instruction": r["instruction"], "reference": r["output"]} for r in FACTS],
+                 "max_new_tokens": 48},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

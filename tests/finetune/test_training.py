@@ -32,6 +32,10 @@ def test_memorises_korean_answers(memorised_run: Any) -> None:
     answers = [json.loads(line) for line in (memorised_run.run_dir / "eval" / "answers-final.jsonl").open()]
     assert [a["instruction"] for a in answers] == [f["instruction"] for f in FACTS]
     assert [a["answer"] for a in answers] == [f["output"] for f in FACTS]
+    # The judge-free chat metrics (eval.chat_metrics, on by default) see the memorised answers.
+    assert all(a["metrics"]["chrf"] == 100.0 and not a["metrics"]["template_leak"] for a in answers)
+    final = [r for r in read_metrics(memorised_run.run_dir / "metrics.jsonl") if r["kind"] == "eval"][-1]
+    assert final["chat_chrf"] == 100.0 and final["chat_empty_rate"] == 0.0 and final["chat_hangul_share"] > 0.9
 
 
 def test_run_folder_holds_everything(memorised_run: Any) -> None:
@@ -51,10 +55,11 @@ def test_heldout_evaluation_at_intervals(records_file: Path, tmp_path: Path) -> 
     cfg = build_config(FinetuneConfig, tiny_config(
         records_file, tmp_path / "run", data={"heldout": 4, "batching": "grouped"},
         train={"max_steps": 6, "eval_every": 3, "micro_batch_size": 4},
-        eval={"prompts": ["한국의 수도는 어디인가요?"], "max_new_tokens": 4}))
+        eval={"prompts": ["한국의 수도는 어디인가요?"], "max_new_tokens": 4, "chat_metrics": False}))
     result = run_finetune(cfg)
     evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [3, 6]
+    assert not any(key.startswith("chat_") for key in evals[-1])  # switched off
     assert evals[-1]["heldout_loss"] > 0 and evals[-1]["perplexity"] > 1
     assert result.final_eval["heldout_loss"] == evals[-1]["heldout_loss"]
     assert (tmp_path / "run" / "eval" / "answers-step-00000003.jsonl").is_file()

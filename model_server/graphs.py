@@ -77,7 +77,8 @@ class DecodeGraphs:
                     forward(b, w)
                 torch.cuda.current_stream(device).wait_stream(side)
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool):
+                # thread_local: the server's other threads (image encoding) may use the GPU meanwhile.
+                with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
                     out = forward(b, w)
                 self._replays[(b, w)] = _replayer(graph, out)
         torch.cuda.synchronize(device)

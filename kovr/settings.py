@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # to the next one; max_concurrent_requests is always added); empty or cuda_graphs off: eager.
     cuda_graphs: bool = True
     cuda_graph_batch_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    # Prompts with images are prefilled in groups with text prompts; false: each alone (the engine
+    # before issue 43, for benchmarks' before/after runs).
+    batch_image_prefill: bool = True
 
     # --- data --------------------------------------------------------------------------------
     # Korean data beside the repository (absent on a user's clone); demos and CPU runs add it when present.

@@ -67,6 +67,7 @@ def build_service(settings: Settings) -> ModelService:
         kv_cache=kv_cache_kind(settings, loaded),
         max_total_tokens=settings.max_total_tokens,
         graph_batch_sizes=settings.cuda_graph_batch_sizes if settings.cuda_graphs else None,
+        batch_images=settings.batch_image_prefill,
     )
     metrics = ServerMetrics()
     metrics.watch(lambda: engine.queue_length, lambda: engine.running)

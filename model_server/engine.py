@@ -107,15 +107,20 @@ class _Row:
     done: bool = False
 
 
-def prefill_groups(jobs: list[Job], waste: float = 0.25) -> list[list[Job]]:
+def prefill_groups(jobs: list[Job], waste: float = 0.25, *, batch_images: bool = True) -> list[list[Job]]:
     """Jobs that can share one prefill pass, grouped by prompt length.
 
     A group's padding stays under ``waste`` of its real tokens. Prompts with images (embeddings)
     group with text prompts like any other; prompts that want per-token log-probabilities are
-    prefilled alone (their pass keeps every position's logits).
+    prefilled alone (their pass keeps every position's logits), and so are prompts with images when
+    not ``batch_images``.
     """
-    alone = [[job] for job in jobs if job.prefill_logprobs]
-    plain = sorted((job for job in jobs if not job.prefill_logprobs), key=lambda job: job.length)
+
+    def solo(job: Job) -> bool:
+        return job.prefill_logprobs or (not batch_images and job.prompt_embeds is not None)
+
+    alone = [[job] for job in jobs if solo(job)]
+    plain = sorted((job for job in jobs if not solo(job)), key=lambda job: job.length)
     groups: list[list[Job]] = []
     current: list[Job] = []
     tokens = 0
@@ -145,6 +150,7 @@ class Engine:
         kv_cache: KVCache = "dynamic",
         max_total_tokens: int = 2048,
         graph_batch_sizes: list[int] | None = None,
+        batch_images: bool = True,
     ) -> None:
         """`kv_cache` "static" preallocates `slots` rows of `max_total_tokens`; `graph_batch_sizes`
         (static cache on CUDA only) are the batch sizes whose decode step is captured in CUDA graphs."""
@@ -152,6 +158,7 @@ class Engine:
         self.kv_cache: KVCache = kv_cache
         self.max_total_tokens = max_total_tokens
         self.graph_batch_sizes = graph_batch_sizes
+        self.batch_images = batch_images
         self.ignore_eos = ignore_eos  # benchmarks: EOS is masked out, as HF's min_new_tokens does
         self.threads = threads
         self.slots = slots
@@ -262,7 +269,7 @@ class Engine:
 
     def _prefill_waiting(self) -> list[tuple[_Row, Prefill]]:
         joining: list[tuple[_Row, Prefill]] = []
-        for group in prefill_groups(self._take_waiting()):
+        for group in prefill_groups(self._take_waiting(), batch_images=self.batch_images):
             ready: list[tuple[_Row, Prefill]] = []
             for job, result in self._prefill_group(group):
                 if isinstance(result, Exception):

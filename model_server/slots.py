@@ -86,8 +86,9 @@ class SlotCache:
 
     def __init__(self, model: PreTrainedModel, slots: int, max_len: int) -> None:
         config = model.config
-        heads = int(config.num_attention_heads)
-        head_dim = int(config.hidden_size) // heads
+        # Key/value heads (fewer than query heads in grouped-query models) and their width, as the layers cache them.
+        heads = int(getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
+        head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
         device, dtype = model.device, model.dtype
         shape = (slots, heads, max_len, head_dim)
         # Zeros, not empty(): a masked column gets weight 0, and 0 times a NaN left in memory is NaN.
@@ -132,6 +133,8 @@ class SlotCache:
             slot = self._free.pop(0)
             for layer, (k, v) in zip(self.cache.layers, row.layers, strict=True):
                 assert layer.keys is not None and layer.values is not None
+                if k.shape[1] != layer.keys.shape[1] or k.shape[3] != layer.keys.shape[3]:
+                    raise ValueError(f"prefill cache {tuple(k.shape)} does not fit slots {tuple(layer.keys.shape)}")
                 layer.keys[slot, :, :n] = k[0]
                 layer.values[slot, :, :n] = v[0]
                 if self._dirty[slot] > n:  # an earlier sequence's columns: zeroed (see __init__)
@@ -163,6 +166,8 @@ class SlotCache:
         if isinstance(next_ids, torch.Tensor):
             next_ids = next_ids.tolist()
         b, w = self.shape_for()
+        if w > self.max_len:  # validation keeps prompt + new tokens within max_total_tokens; never write past it
+            raise RuntimeError(f"a row would pass the cache's {self.max_len} tokens")
         key = self.graphs.pick(b, w) if self.graphs is not None else None
         if key is not None:
             b = key[0]

@@ -120,6 +120,8 @@ def test_prefill_groups_bound_padding_and_keep_prompt_logprobs_alone() -> None:
     groups = prefill_groups(jobs)
     assert [[j.length for j in g] for g in groups] == [[9, 10, 10, 11], [40], [12]]
     assert groups[0][1] is image or groups[0][2] is image
+    alone = prefill_groups(jobs, batch_images=False)  # the engine before image prompts were grouped
+    assert [[j.length for j in g] for g in alone] == [[9, 10, 11], [40], [12], [10]] and alone[-1][0] is image
     for group in groups:
         lengths = [j.length for j in group]
         assert max(lengths) * len(lengths) <= 1.25 * sum(lengths)

@@ -47,8 +47,9 @@ def load_for_settings(settings: Settings) -> tuple[LoadedModel, AlignModel | Non
 def kv_cache_kind(settings: Settings, loaded: LoadedModel) -> KVCache:
     """settings.kv_cache, with "auto" resolved: static on CUDA, dynamic on the CPU.
 
-    On the CPU the two decode at the same speed within noise (docs/model-server.md); the dynamic one
-    holds only the tokens in use, the static one max_concurrent_requests x max_total_tokens.
+    On the CPU the static one is no faster (its per-row column writes cost about what the dynamic
+    one's rebuilds save; docs/BENCHMARKS.md) and holds max_concurrent_requests x max_total_tokens
+    from the start, where the dynamic one holds only the tokens in use.
     """
     if settings.kv_cache != "auto":
         return settings.kv_cache

@@ -241,3 +241,35 @@ def test_cuda_graph_replay_matches_eager_step_bf16() -> None:
             eager, replayed = caches[0].step(model, tokens), caches[1].step(model, tokens)
             assert torch.allclose(eager, replayed, atol=2e-2, rtol=2e-2)
             tokens = eager.argmax(-1).tolist()
+
+
+def test_auto_kv_cache_is_static_on_cuda_only(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from model_server.build import kv_cache_kind
+
+    settings = model_settings(Path(loaded.model_id), tmp_path)
+    assert settings.kv_cache == "auto" and kv_cache_kind(settings, loaded) == "dynamic"
+    assert kv_cache_kind(settings.model_copy(update={"kv_cache": "static"}), loaded) == "static"
+    on_gpu = type(loaded)(**{**loaded.__dict__, "device": torch.device("cuda")})
+    assert kv_cache_kind(settings, on_gpu) == "static"
+
+
+async def test_server_on_the_static_cache_answers_as_the_dynamic_one(
+    tiny_model_dir: Path, server_url: str, tmp_path: Path,
+) -> None:
+    """A real server with KOVR_KV_CACHE=static, 4 concurrent streams: the same text as the default (dynamic) server."""
+    import asyncio
+
+    from text_generation import AsyncClient
+
+    from tests.model_server.conftest import PROMPT, model_server
+
+    prompts = [PROMPT, "hello world", PROMPT + "안녕", "질문"]
+
+    async def answers(url: str) -> list[str]:
+        client = AsyncClient(url, timeout=60)
+        done = await asyncio.gather(*(client.generate(p, max_new_tokens=20 + 5 * i) for i, p in enumerate(prompts)))
+        return [r.generated_text for r in done]
+
+    with model_server(model_settings(tiny_model_dir, tmp_path, kv_cache="static")) as url:
+        static = await answers(url)
+    assert static == await answers(server_url)

@@ -273,3 +273,21 @@ async def test_server_on_the_static_cache_answers_as_the_dynamic_one(
     with model_server(model_settings(tiny_model_dir, tmp_path, kv_cache="static")) as url:
         static = await answers(url)
     assert static == await answers(server_url)
+
+
+@pytest.mark.gpu
+@cuda
+def test_engine_captures_graphs_on_cuda_and_decodes_like_generate(loaded) -> None:  # type: ignore[no-untyped-def]
+    """The engine's own path on CUDA (fp32 copy of the tiny model): graphs captured at start, text jobs as generate."""
+    import copy
+
+    on_gpu = type(loaded)(**{**loaded.__dict__, "model": copy.deepcopy(loaded.model).to("cuda"),
+                             "device": torch.device("cuda")})
+    jobs: list[tuple[list[int] | torch.Tensor, int]] = [([5, 6, 7, 8], 30), ([40, 41], 20), ([100, 101, 102], 8)]
+    engine = Engine(on_gpu, slots=2, max_queue=8, prefills_per_step=4, threads=1, ignore_eos=True,
+                    kv_cache="static", max_total_tokens=100, graph_batch_sizes=[1, 2])
+    got = _run_engine(engine, jobs)
+    assert isinstance(engine._batch, SlotCache) and engine._batch.graphs is not None
+    assert engine._batch.graphs.captured == [(1, 100), (2, 100)]
+    for (prompt, n), tokens in zip(jobs, got, strict=True):
+        assert tokens == _alone(loaded.model, prompt, n)

@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +52,11 @@ SHAPES: dict[str, dict[str, int | float | bool]] = {
         "hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 8192,
         "vocab_size": 30080, "rotary_pct": 0.5, "max_position_embeddings": 2048, "tie_word_embeddings": False,
     },
+    # Polyglot-ko-1.3B's depth and vocabulary at a CPU's width: its per-step Python work, little arithmetic.
+    "narrow-24": {
+        "hidden_size": 64, "num_hidden_layers": 24, "num_attention_heads": 4, "intermediate_size": 256,
+        "vocab_size": 30080, "rotary_pct": 0.25, "max_position_embeddings": 2048, "tie_word_embeddings": False,
+    },
 }
 
 
@@ -68,6 +74,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline-requests", type=int, default=4,
                         help="on a GPU, sequential requests timed for the baseline's rate (default 4)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--variants", default="after,before",
+                        help="engine variants to run, in order: after (the defaults), before (the change switched off), "
+                             "static (the static cache forced, e.g. on a CPU)")
+    parser.add_argument("--image-streams", type=int, default=16,
+                        help="one more run with this many streams, every other prompt with an image (0: none)")
+    parser.add_argument("--max-total-tokens", type=int, default=2048,
+                        help="the server's max_total_tokens: the static cache's length per slot (default 2048)")
     return parser.parse_args(argv)
 
 
@@ -135,8 +148,9 @@ def copy_bandwidth(device: torch.device, gib: int = 4) -> float:
 
 
 # --- baseline: plain model.generate, one request at a time -------------------------------------
-def baseline(loaded: LoadedModel, prompts: list[str], max_new: int) -> tuple[int, float]:
-    tokens, started = 0, time.perf_counter()
+def baseline(loaded: LoadedModel, prompts: list[str], max_new: int) -> tuple[int, float, list[list[int]]]:
+    """(tokens, seconds, each prompt's generated ids)."""
+    tokens, started, outputs = 0, time.perf_counter(), []
     eos = loaded.tokenizer.eos_token_id
     with torch.inference_mode():
         for prompt in prompts:
@@ -146,7 +160,8 @@ def baseline(loaded: LoadedModel, prompts: list[str], max_new: int) -> tuple[int
                 do_sample=False, eos_token_id=eos, pad_token_id=eos,
             )
             tokens += out.shape[1] - ids.shape[1]
-    return tokens, time.perf_counter() - started
+            outputs.append(out[0, ids.shape[1] :].tolist())
+    return tokens, time.perf_counter() - started, outputs
 
 
 def baseline_ttft(loaded: LoadedModel, prompt: str) -> float:
@@ -159,22 +174,58 @@ def baseline_ttft(loaded: LoadedModel, prompt: str) -> float:
 
 
 # --- model_server over HTTP -------------------------------------------------------------------
-async def stream_one(url: str, prompt: str, max_new: int) -> tuple[int, float]:
-    """(generated tokens, time to first token)."""
+@dataclass
+class Stream:
+    ids: list[int]
+    ttft: float
+    step: float  # mean time between two tokens after the first (nan with one token)
+
+
+@dataclass
+class Run:
+    tokens: int
+    seconds: float
+    streams: list[Stream]
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.seconds
+
+    @property
+    def ttft(self) -> float:
+        return statistics.median(s.ttft for s in self.streams)
+
+    @property
+    def step(self) -> float:
+        """Median over streams of their mean time per decode step: what one step of the batch takes."""
+        return statistics.median(s.step for s in self.streams)
+
+
+async def stream_one(url: str, prompt: str, max_new: int) -> Stream:
     start = time.perf_counter()
-    first = None
-    tokens = 0
+    first = last = 0.0
+    ids: list[int] = []
     async for event in AsyncClient(url, timeout=600).generate_stream(prompt, max_new_tokens=max_new):
-        first = first or time.perf_counter() - start
-        if event.details is not None:
-            tokens = event.details.generated_tokens
-    return tokens, first or 0.0
+        last = time.perf_counter() - start
+        first = first or last
+        ids.append(event.token.id)
+    step = (last - first) / (len(ids) - 1) if len(ids) > 1 else float("nan")
+    return Stream(ids, first, step)
 
 
-async def server_run(url: str, prompts: list[str], max_new: int) -> tuple[int, float, float]:
+async def server_run(url: str, prompts: list[str], max_new: int) -> Run:
     start = time.perf_counter()
-    results = await asyncio.gather(*(stream_one(url, p, max_new) for p in prompts))
-    return sum(r[0] for r in results), time.perf_counter() - start, statistics.median(r[1] for r in results)
+    streams = await asyncio.gather(*(stream_one(url, p, max_new) for p in prompts))
+    return Run(sum(len(s.ids) for s in streams), time.perf_counter() - start, list(streams))
+
+
+def first_difference(got: list[list[int]], expected: list[list[int]]) -> str:
+    """Where the server's tokens first leave `generate`'s, over the prompts both ran."""
+    for i, (a, b) in enumerate(zip(got, expected, strict=False)):
+        for position, (x, y) in enumerate(zip(a, b, strict=False)):
+            if x != y:
+                return f"prompt {i + 1}: token {position + 1}"
+    return f"none ({min(len(got), len(expected))} prompts)"
 
 
 def machine() -> str:
@@ -189,14 +240,75 @@ def machine() -> str:
             f"threads, load average {load:.1f} at start")
 
 
+# The engine variants a run compares: "before" is the tree with this issue's change switched off.
+VARIANTS: dict[str, dict[str, object]] = {
+    "after": {"kv_cache": "auto", "cuda_graphs": True, "batch_image_prefill": True},
+    "before": {"kv_cache": "dynamic", "cuda_graphs": False, "batch_image_prefill": False},
+    "static": {"kv_cache": "static", "cuda_graphs": True, "batch_image_prefill": True},
+}
+VARIANT_LABELS = {
+    "after": "after: the defaults (GPU: static KV cache + CUDA graphs; CPU: dynamic cache), image prompts prefilled with text",
+    "before": "before: dynamic KV cache, eager, image prompts prefilled alone "
+              "(KOVR_KV_CACHE=dynamic KOVR_CUDA_GRAPHS=false KOVR_BATCH_IMAGE_PREFILL=false)",
+    "static": "static: static KV cache (+ CUDA graphs on a GPU), image prompts prefilled with text",
+}
+
+
+def image_prompts(prompts: list[str], every: int = 2) -> list[str]:
+    """Every `every`-th prompt gets a distinct random image in front (TGI markdown, data URI)."""
+    from PIL import Image
+
+    from model_server.align import encode_data_uri
+
+    out = []
+    for i, prompt in enumerate(prompts):
+        if i % every:
+            out.append(prompt)
+            continue
+        generator = torch.Generator().manual_seed(i)
+        pixels = (torch.rand(48, 48, 3, generator=generator) * 255).to(torch.uint8).numpy()
+        out.append(f"![]({encode_data_uri(Image.fromarray(pixels))})\n{prompt}")
+    return out
+
+
+def tiny_align_checkpoint(loaded: LoadedModel, source: str) -> str:
+    """A tiny random align model projecting into the served model's width: image turns cost a 16-vector prefix."""
+    from model_server.align import make_tiny_align_model
+
+    folder = Path(tempfile.mkdtemp(prefix="kovr-bench-vr-"))
+    hidden = int(loaded.model.get_input_embeddings().weight.shape[1])  # type: ignore[index]
+    make_tiny_align_model(lm_hidden=hidden, language_model=source).save(folder)
+    return str(folder)
+
+
+def measure_server(
+    settings: Settings, prompts: list[str], levels: list[int], n: int, best: int, images: list[str] | None,
+) -> dict[str, object]:
+    """One engine variant over HTTP: TTFT, and per level its best run (aggregate rate) and median step."""
+    figures: dict[str, object] = {}
+    with ModelServerProcess(settings, startup_timeout_s=600) as server:
+        url = server.url
+        asyncio.run(server_run(url, prompts[:2], 4))  # warm-up
+        figures["ttft"] = min(asyncio.run(server_run(url, prompts[:1], 1)).ttft for _ in range(best))
+        for level in levels:
+            runs = [asyncio.run(server_run(url, prompts[:level], n)) for _ in range(best)]
+            figures[level] = min(runs, key=lambda r: r.seconds)
+        if images:
+            runs = [asyncio.run(server_run(url, images, n)) for _ in range(best)]
+            figures["images"] = min(runs, key=lambda r: r.seconds)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     levels = [int(n) for n in args.streams.split(",")]
+    variants = [v for v in args.variants.split(",") if v]
     settings = load_settings(data_dir=Path(tempfile.mkdtemp()), device=args.device)
     source, described = pick_model(args, load_settings())
     settings = load_settings(
         model=source, device=args.device, max_concurrent_requests=max(levels), max_batch_size=max(levels),
         max_queue=max(levels), data_dir=settings.data_dir, torch_threads=args.threads, ignore_eos=True,
+        max_input_tokens=args.max_total_tokens - args.max_new_tokens, max_total_tokens=args.max_total_tokens,
     )
     torch.set_num_threads(args.threads)
     where = machine()
@@ -204,35 +316,30 @@ def main(argv: list[str] | None = None) -> int:
     template = loaded.template
     prompts = [template.render(p["instruction"], p["input"]) for p in load_test_prompts()]
     prompts = (prompts * (max(levels) // len(prompts) + 1))[: max(levels)]
+    image_level = args.image_streams
+    images = None
+    if image_level:
+        settings = settings.model_copy(update={"vr_checkpoint": tiny_align_checkpoint(loaded, source)})
+        images = image_prompts((prompts * (image_level // len(prompts) + 1))[:image_level])
+        if image_level > max(levels):
+            settings = settings.model_copy(update={"max_concurrent_requests": image_level, "max_queue": image_level})
     n = args.max_new_tokens
-    print(f"model: {described}\nmachine: {where}\nmax_new_tokens={n}, greedy\n")
+    print(f"model: {described}\nmachine: {where}\nmax_new_tokens={n}, greedy, variants {variants}\n")
 
     gpu = loaded.device.type == "cuda"
     cap = args.baseline_requests if gpu else max(levels)
-    rows: list[tuple[str, str, str]] = []
-    figures: dict[str, float] = {}
     best = args.repeat
     baseline(loaded, prompts[:1], 4)  # warm-up (CUDA kernels, allocator)
-    base_ttft = baseline_ttft(loaded, prompts[0])
-    with ModelServerProcess(settings, startup_timeout_s=300) as server:
-        url = server.url
-        asyncio.run(server_run(url, prompts[:2], 4))  # warm-up
-        srv_ttft = min(asyncio.run(server_run(url, prompts[:1], 1))[2] for _ in range(best))
-        rows.append(("time to first token (1 stream)", f"{base_ttft * 1000:.0f} ms", f"{srv_ttft * 1000:.0f} ms"))
-        for level in levels:
-            b_tokens, b_time = min((baseline(loaded, prompts[: min(level, cap)], n) for _ in range(best)),
-                                   key=lambda r: r[1])
-            runs = [asyncio.run(server_run(url, prompts[:level], n)) for _ in range(best)]
-            s_tokens, s_time, s_ttft = min(runs, key=lambda r: r[1])
-            b_rate, s_rate = b_tokens / b_time, s_tokens / s_time
-            figures[f"baseline_tps_{level}"], figures[f"server_tps_{level}"] = b_rate, s_rate
-            label = "tokens/s, 1 stream" if level == 1 else f"aggregate tokens/s, {level} streams"
-            rows.append((f"{label} ({s_tokens} tokens)", f"{b_rate:.1f}", f"{s_rate:.1f} (x{s_rate / b_rate:.2f})"))
-            if level > 1:
-                rows.append((f"median time to first token, {level} streams", "(sequential)", f"{s_ttft * 1000:.0f} ms"))
+    base: dict[str, object] = {"ttft": baseline_ttft(loaded, prompts[0])}
+    for level in levels:
+        runs = [baseline(loaded, prompts[: min(level, cap)], n) for _ in range(best)]
+        base[level] = min(runs, key=lambda r: r[1])
+    measured = {name: measure_server(settings.model_copy(update=VARIANTS[name]), prompts, levels, n, best, images)
+                for name in variants}
+    rows, figures = table_rows(base, measured, variants, levels, image_level)
     if gpu:
-        rows += memory_bound_rows(loaded, figures, levels)
-    table = render_table(rows)
+        rows += memory_bound_rows(loaded, figures, measured, variants, levels)
+    table = render_table(rows, variants)
     print(table)
     if args.json:
         args.json.write_text(json.dumps({"model": described, "machine": where, "figures": figures, "rows": rows},
@@ -242,26 +349,70 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def memory_bound_rows(loaded: LoadedModel, figures: dict[str, float], levels: list[int]) -> list[tuple[str, str, str]]:
+def table_rows(
+    base: dict[str, object], measured: dict[str, dict[str, object]], variants: list[str], levels: list[int],
+    image_level: int,
+) -> tuple[list[list[str]], dict[str, float]]:
+    figures: dict[str, float] = {"baseline_ttft_ms": float(base["ttft"]) * 1000}  # type: ignore[arg-type]
+    rows = [["time to first token (1 stream)", f"{figures['baseline_ttft_ms']:.0f} ms"]]
+    for name in variants:
+        figures[f"{name}_ttft_ms"] = float(measured[name]["ttft"]) * 1000  # type: ignore[arg-type]
+        rows[0].append(f"{figures[f'{name}_ttft_ms']:.0f} ms")
+    for level in levels:
+        b_tokens, b_time, b_ids = base[level]  # type: ignore[misc]
+        b_rate = b_tokens / b_time
+        figures[f"baseline_tps_{level}"] = b_rate
+        label = "tokens/s, 1 stream" if level == 1 else f"aggregate tokens/s, {level} streams"
+        rate = [label, f"{b_rate:.1f}"]
+        step = [f"decode step, {level} stream(s) (median over streams)", f"{1000 / b_rate:.1f} ms/token"]
+        ttft = [f"median time to first token, {level} streams", "(sequential)"]
+        same = [f"first token differing from `generate`, {level} stream(s)", "(reference)"]
+        for name in variants:
+            run: Run = measured[name][level]  # type: ignore[assignment]
+            figures[f"{name}_tps_{level}"], figures[f"{name}_step_ms_{level}"] = run.rate, run.step * 1000
+            figures[f"{name}_ttft_ms_{level}"] = run.ttft * 1000
+            rate.append(f"{run.rate:.1f} (x{run.rate / b_rate:.2f})")
+            step.append(f"{run.step * 1000:.1f} ms")
+            ttft.append(f"{run.ttft * 1000:.0f} ms")
+            same.append(first_difference([s.ids for s in run.streams], b_ids))
+        rows += [rate, step] + ([ttft] if level > 1 else []) + [same]
+    if image_level:
+        rate = [f"aggregate tokens/s, {image_level} streams, every other prompt with an image", "-"]
+        ttft = [f"median time to first token, {image_level} streams with images", "-"]
+        for name in variants:
+            run = measured[name]["images"]  # type: ignore[assignment]
+            figures[f"{name}_images_tps"], figures[f"{name}_images_ttft_ms"] = run.rate, run.ttft * 1000
+            rate.append(f"{run.rate:.1f}")
+            ttft.append(f"{run.ttft * 1000:.0f} ms")
+        rows += [rate, ttft]
+    return rows, figures
+
+
+def memory_bound_rows(
+    loaded: LoadedModel, figures: dict[str, float], measured: dict[str, dict[str, object]], variants: list[str],
+    levels: list[int],
+) -> list[list[str]]:
     """Decode step time against the time to read every weight once at the measured copy bandwidth."""
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     bandwidth = copy_bandwidth(loaded.device)
     bound_ms = weight_bytes / bandwidth * 1000
     figures.update(weight_gb=weight_bytes / 1e9, copy_bandwidth_gbs=bandwidth / 1e9, bound_step_ms=bound_ms)
-    rows = [("weights read per decode step", f"{weight_bytes / 1e9:.2f} GB",
-             f"copy bandwidth {bandwidth / 1e12:.2f} TB/s: bound {bound_ms:.2f} ms/step")]
+    rows = [["weights read per decode step", f"{weight_bytes / 1e9:.2f} GB",
+             *[f"copy bandwidth {bandwidth / 1e12:.2f} TB/s: bound {bound_ms:.2f} ms/step"] * len(variants)]]
     for level in levels:
-        step_ms = level / figures[f"server_tps_{level}"] * 1000
-        figures[f"server_step_ms_{level}"] = step_ms
-        rows.append((f"decode step, {level} stream(s), vs the memory bound",
-                     f"{1000 / figures[f'baseline_tps_{level}']:.1f} ms/token",
-                     f"{step_ms:.1f} ms ({bound_ms / step_ms:.0%} of bound speed)"))
+        row = [f"decode step / memory bound, {level} stream(s)", f"{1000 / figures[f'baseline_tps_{level}'] / bound_ms:.1f}x"]
+        for name in variants:
+            ratio = figures[f"{name}_step_ms_{level}"] / bound_ms
+            figures[f"{name}_step_over_bound_{level}"] = ratio
+            row.append(f"{ratio:.1f}x")
+        rows.append(row)
     return rows
 
 
-def render_table(rows: list[tuple[str, str, str]]) -> str:
-    lines = ["| measure | baseline: sequential `model.generate` | model_server (HTTP, batched) |", "|---|---:|---:|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+def render_table(rows: list[list[str]], variants: list[str]) -> str:
+    head = ["measure", "baseline: sequential `model.generate`", *[VARIANT_LABELS[v] for v in variants]]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -281,16 +432,17 @@ def write_section(model: str, where: str, max_new: int, table: str, *, gpu: bool
 
 
 CPU_NOTES = (
-    "model_server runs as its own process (as `kovr serve` starts it) and every figure is the best "
-    "of 3 runs. One stream costs about what the baseline costs (HTTP, SSE framing and UTF-8-safe "
-    "detokenisation against `generate`'s own per-step overhead); from 4 streams on, one forward pass "
-    "per step for all running requests wins. The demo model is tiny, so a decode step is mostly fixed "
-    "per-step cost and batching pays off almost linearly; a 1.3 B model on a CPU is compute-bound and "
-    "would gain less. GPU figures: the next section."
+    "model_server runs as its own process (as `kovr serve` starts it) once per engine variant, and every "
+    "figure is the best of --repeat runs. A decode step is the median over streams of (last token time - "
+    "first token time) / (tokens - 1), so it includes the prefills of later arrivals. On the CPU the "
+    "shipped default (`KOVR_KV_CACHE=auto`) is the dynamic cache: the static one decodes at the same speed "
+    "here and preallocates max_concurrent_requests x max_total_tokens. GPU figures: the next section."
 )
 GPU_NOTES = (
     "The baseline's rate is timed over at most --baseline-requests requests one after another. The "
-    "memory bound is the time to read every weight once at the copy bandwidth measured in the same run."
+    "memory bound is the time to read every weight once at the copy bandwidth measured in the same run. "
+    "bf16: a batched step and `generate` alone round differently, so greedy tokens may part after some "
+    "position; the row 'first token differing' says where."
 )
 
 

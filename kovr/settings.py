@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1)
     # Benchmarks only: never end on EOS, so every request decodes exactly max_new_tokens.
     ignore_eos: bool = False
+    # KV cache of the running batch: "static" preallocates max_concurrent_requests x max_total_tokens
+    # (rows join and leave without copying each other; needed for CUDA graphs), "dynamic" grows and is
+    # rebuilt as rows come and go; "auto": static on CUDA, dynamic on the CPU (docs/model-server.md).
+    kv_cache: Literal["auto", "static", "dynamic"] = "auto"
+    # Static cache on CUDA: capture the decode step in CUDA graphs for these batch sizes (a step pads up
+    # to the next one; max_concurrent_requests is always added); empty or cuda_graphs off: eager.
+    cuda_graphs: bool = True
+    cuda_graph_batch_sizes: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    # Prompts with images are prefilled in groups with text prompts; false: each alone (the engine
+    # before issue 43, for benchmarks' before/after runs).
+    batch_image_prefill: bool = True
 
     # --- data --------------------------------------------------------------------------------
     # Korean data beside the repository (absent on a user's clone); demos and CPU runs add it when present.

@@ -61,23 +61,35 @@ def prefill(
 
 
 def prefill_batch(model: PreTrainedModel, prompts: list[torch.Tensor]) -> list[Prefill]:
-    """Run several prompts (ids [T_i]) in one forward pass, right-padded to the longest.
+    """Run several prompts (ids [T_i], or embeddings [T_i, H] for prompts with images) in one forward pass.
 
-    No attention mask is needed: under the causal mask a real token only sees the tokens before it,
-    which are its own prompt's, so each row's cache and last logits are what it gets alone (up to
-    the float rounding of a wider matrix product). Only the logits at each prompt's last position
-    are computed.
+    The prompts are right-padded to the longest. No attention mask is needed: under the causal mask
+    a real token only sees the tokens before it, which are its own prompt's, so each row's cache and
+    last logits are what it gets alone (up to the float rounding of a wider matrix product). When
+    any prompt is embeddings, the others are looked up in the model's embedding table (what the
+    model does with ids itself) and the pass runs on embeddings. Only the logits at each prompt's
+    last position are computed.
     """
     lengths = [int(p.shape[0]) for p in prompts]
-    ids = torch.zeros(len(prompts), max(lengths), dtype=torch.long, device=prompts[0].device)
-    for row, prompt in enumerate(prompts):
-        ids[row, : lengths[row]] = prompt
+    device = prompts[0].device
+    if any(p.dim() == 2 for p in prompts):
+        table = model.get_input_embeddings()
+        rows = [p if p.dim() == 2 else table(p) for p in prompts]
+        embeds = rows[0].new_zeros((len(rows), max(lengths), rows[0].shape[1]))
+        for row, part in enumerate(rows):
+            embeds[row, : lengths[row]] = part
+        inputs: dict[str, torch.Tensor] = {"inputs_embeds": embeds}
+    else:
+        ids = torch.zeros(len(prompts), max(lengths), dtype=torch.long, device=device)
+        for row, prompt in enumerate(prompts):
+            ids[row, : lengths[row]] = prompt
+        inputs = {"input_ids": ids}
     ends = sorted({n - 1 for n in lengths})
     if _keeps_logits(model):
-        out = model(input_ids=ids, use_cache=True, logits_to_keep=torch.tensor(ends, device=ids.device))
+        out = model(**inputs, use_cache=True, logits_to_keep=torch.tensor(ends, device=device))
         column = {end: i for i, end in enumerate(ends)}
     else:
-        out = model(input_ids=ids, use_cache=True)
+        out = model(**inputs, use_cache=True)
         column = {end: end for end in ends}
     layers = _layers(out.past_key_values)
     return [
@@ -188,9 +200,14 @@ class BatchCache:
         ]
         self._set([layers], [mask[:, start:]])
 
-    def step(self, model: PreTrainedModel, next_ids: torch.Tensor) -> torch.Tensor:
+    def clear(self) -> None:
+        self._set([], [])
+
+    def step(self, model: PreTrainedModel, next_ids: torch.Tensor | list[int]) -> torch.Tensor:
         """Feed one token per row; returns the logits [B, vocab] for the following token."""
         assert self.mask is not None and self.cache is not None
+        if not isinstance(next_ids, torch.Tensor):
+            next_ids = torch.tensor(next_ids, dtype=torch.long, device=self.mask.device)
         positions = self.mask.sum(dim=1, keepdim=True)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         out = model(

@@ -8,7 +8,7 @@ import torch
 
 from kovr.settings import Settings
 from model_server.align import AlignModel, language_model_source
-from model_server.engine import Engine
+from model_server.engine import Engine, KVCache
 from model_server.loading import LoadedModel, load_model
 from model_server.metrics import ServerMetrics
 from model_server.service import ModelService
@@ -44,6 +44,18 @@ def load_for_settings(settings: Settings) -> tuple[LoadedModel, AlignModel | Non
     return loaded, align
 
 
+def kv_cache_kind(settings: Settings, loaded: LoadedModel) -> KVCache:
+    """settings.kv_cache, with "auto" resolved: static on CUDA, dynamic on the CPU.
+
+    On the CPU the static one is no faster (its per-row column writes cost about what the dynamic
+    one's rebuilds save; docs/BENCHMARKS.md) and holds max_concurrent_requests x max_total_tokens
+    from the start, where the dynamic one holds only the tokens in use.
+    """
+    if settings.kv_cache != "auto":
+        return settings.kv_cache
+    return "static" if loaded.device.type == "cuda" else "dynamic"
+
+
 def build_service(settings: Settings) -> ModelService:
     loaded, align = load_for_settings(settings)
     engine = Engine(
@@ -53,6 +65,10 @@ def build_service(settings: Settings) -> ModelService:
         prefills_per_step=settings.max_batch_size,
         threads=settings.torch_threads,
         ignore_eos=settings.ignore_eos,
+        kv_cache=kv_cache_kind(settings, loaded),
+        max_total_tokens=settings.max_total_tokens,
+        graph_batch_sizes=settings.cuda_graph_batch_sizes if settings.cuda_graphs else None,
+        batch_images=settings.batch_image_prefill,
     )
     metrics = ServerMetrics()
     metrics.watch(lambda: engine.queue_length, lambda: engine.running)

@@ -2,8 +2,11 @@
 
 It knows nothing about text. A request becomes a :class:`Job` (prompt ids or spliced prompt
 embeddings plus resolved sampling parameters). Up to `slots` jobs run at once; new ones are
-prefilled together where their lengths are close (see :func:`prefill_groups`) and join the running
-batch, and every step decodes all running rows in one forward pass (see batch.py). Jobs beyond the
+prefilled together where their lengths are close (see :func:`prefill_groups`), prompts with images
+among them, and join the running batch; every step decodes all running rows in one forward pass.
+The batch's KV cache is either dynamic (batch.py: left-padded, rebuilt when rows come and go) or
+static (slots.py: a preallocated slot per row, decode steps replayed from CUDA graphs on a GPU,
+graphs.py). Jobs beyond the
 slots wait; past `max_queue` waiting jobs, :meth:`Engine.submit` refuses with :class:`Overloaded`.
 Cancelling a job (client gone, stop sequence found) removes its row before the next step and frees
 its slot.
@@ -19,12 +22,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
 from model_server.batch import BatchCache, Prefill, prefill, prefill_batch
+from model_server.graphs import capture_decode_graphs
 from model_server.loading import LoadedModel
 from model_server.sampling import SamplingParams, choose, choose_greedy
+from model_server.slots import SlotCache
 from model_server.wire import FinishReason
 
 log = logging.getLogger(__name__)
@@ -74,6 +80,11 @@ class Job:
     def cancel(self) -> None:
         self.cancelled.set()
 
+    @property
+    def length(self) -> int:
+        """Positions in the prompt: tokens, or embeddings when images were spliced in."""
+        return len(self.prompt_ids) if self.prompt_embeds is None else int(self.prompt_embeds.shape[0])
+
 
 def async_sink(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event]) -> Callable[[Event], None]:
     """An `emit` callable that hands events from the worker thread to an asyncio queue."""
@@ -96,26 +107,34 @@ class _Row:
     done: bool = False
 
 
-def prefill_groups(jobs: list[Job], waste: float = 0.25) -> list[list[Job]]:
+def prefill_groups(jobs: list[Job], waste: float = 0.25, *, batch_images: bool = True) -> list[list[Job]]:
     """Jobs that can share one prefill pass, grouped by prompt length.
 
     A group's padding stays under ``waste`` of its real tokens. Prompts with images (embeddings)
-    and prompts that want per-token log-probabilities are prefilled alone.
+    group with text prompts like any other; prompts that want per-token log-probabilities are
+    prefilled alone (their pass keeps every position's logits), and so are prompts with images when
+    not ``batch_images``.
     """
-    alone = [[job] for job in jobs if job.prompt_embeds is not None or job.prefill_logprobs]
-    plain = sorted((job for job in jobs if job.prompt_embeds is None and not job.prefill_logprobs),
-                   key=lambda job: len(job.prompt_ids))
+
+    def solo(job: Job) -> bool:
+        return job.prefill_logprobs or (not batch_images and job.prompt_embeds is not None)
+
+    alone = [[job] for job in jobs if solo(job)]
+    plain = sorted((job for job in jobs if not solo(job)), key=lambda job: job.length)
     groups: list[list[Job]] = []
     current: list[Job] = []
     tokens = 0
     for job in plain:
-        n = len(job.prompt_ids)  # the longest so far: sorted ascending
+        n = job.length  # the longest so far: sorted ascending
         if current and n * (len(current) + 1) > (1 + waste) * (tokens + n):
             groups.append(current)
             current, tokens = [], 0
         current.append(job)
         tokens += n
     return groups + ([current] if current else []) + alone
+
+
+KVCache = Literal["dynamic", "static"]
 
 
 class Engine:
@@ -128,8 +147,18 @@ class Engine:
         prefills_per_step: int,
         threads: int | None = None,
         ignore_eos: bool = False,
+        kv_cache: KVCache = "dynamic",
+        max_total_tokens: int = 2048,
+        graph_batch_sizes: list[int] | None = None,
+        batch_images: bool = True,
     ) -> None:
+        """`kv_cache` "static" preallocates `slots` rows of `max_total_tokens`; `graph_batch_sizes`
+        (static cache on CUDA only) are the batch sizes whose decode step is captured in CUDA graphs."""
         self.loaded = loaded
+        self.kv_cache: KVCache = kv_cache
+        self.max_total_tokens = max_total_tokens
+        self.graph_batch_sizes = graph_batch_sizes
+        self.batch_images = batch_images
         self.ignore_eos = ignore_eos  # benchmarks: EOS is masked out, as HF's min_new_tokens does
         self.threads = threads
         self.slots = slots
@@ -141,7 +170,7 @@ class Engine:
         self._waiting: deque[Job] = deque()
         self._rows: list[_Row] = []
         self._admitting = 0  # taken from the queue, being prefilled: running, though not yet in _rows
-        self._batch = BatchCache()
+        self._batch: BatchCache | SlotCache = BatchCache()  # the static one is built in the worker thread
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="kovr-engine", daemon=True)
@@ -182,6 +211,7 @@ class Engine:
         if self.threads:  # set in this thread: OpenMP's thread count does not follow across threads
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
+            self._batch = self._make_batch()
             while self._next_work():
                 try:
                     self._admit()
@@ -191,6 +221,22 @@ class Engine:
                 except Exception as exc:  # a broken step fails its requests, never the server
                     log.exception("generation step failed")
                     self._fail_all(f"Request failed during generation: {exc}")
+
+    def _make_batch(self) -> BatchCache | SlotCache:
+        """The batch cache this engine decodes with; a static one that cannot be built falls back to dynamic."""
+        if self.kv_cache != "static":
+            return BatchCache()
+        model = self.loaded.model
+        try:
+            cache = SlotCache(model, self.slots, self.max_total_tokens)
+        except Exception:  # e.g. out of GPU memory for slots x max_total_tokens
+            log.exception("static KV cache of %d x %d tokens failed; using the dynamic one",
+                          self.slots, self.max_total_tokens)
+            self.kv_cache = "dynamic"
+            return BatchCache()
+        if self.graph_batch_sizes and self.loaded.device.type == "cuda":
+            capture_decode_graphs(cache, model, self.graph_batch_sizes)
+        return cache
 
     def _next_work(self) -> bool:
         with self._cond:
@@ -223,7 +269,7 @@ class Engine:
 
     def _prefill_waiting(self) -> list[tuple[_Row, Prefill]]:
         joining: list[tuple[_Row, Prefill]] = []
-        for group in prefill_groups(self._take_waiting()):
+        for group in prefill_groups(self._take_waiting(), batch_images=self.batch_images):
             ready: list[tuple[_Row, Prefill]] = []
             for job, result in self._prefill_group(group):
                 if isinstance(result, Exception):
@@ -248,7 +294,11 @@ class Engine:
         if len(group) > 1:
             try:
                 device = self.loaded.device
-                prompts = [torch.tensor(job.prompt_ids, dtype=torch.long, device=device) for job in group]
+                prompts = [
+                job.prompt_embeds.to(device) if job.prompt_embeds is not None
+                else torch.tensor(job.prompt_ids, dtype=torch.long, device=device)
+                for job in group
+            ]
                 return list(zip(group, prefill_batch(self.loaded.model, prompts), strict=True))
             except Exception:
                 log.exception("batched prefill failed; prefilling one at a time")
@@ -285,8 +335,7 @@ class Engine:
         return result
 
     def _decode_step(self) -> None:
-        next_ids = torch.tensor([r.next_id for r in self._rows], dtype=torch.long, device=self.loaded.device)
-        logits = self._batch.step(self.loaded.model, next_ids)
+        logits = self._batch.step(self.loaded.model, [r.next_id for r in self._rows])
         live = [i for i, r in enumerate(self._rows) if not (r.done or r.job.cancelled.is_set())]
         rows = [self._rows[i] for i in live]
         for row, chosen in zip(rows, self._choose_rows(rows, logits[live]), strict=True):
@@ -344,7 +393,7 @@ class Engine:
             if not row.done:
                 row.job.emit(ErrorEvent(message))
         self._rows = []
-        self._batch = BatchCache()
+        self._batch.clear()
 
 
 def _prefill_event(prompt_ids: list[int], logits: torch.Tensor) -> PrefillEvent:

@@ -37,7 +37,8 @@ _FORWARDED = (
     "model", "model_revision", "adapter", "merge_adapter", "vr_checkpoint", "tgi_upstream_url", "device",
     "max_concurrent_requests", "max_queue", "max_batch_size", "max_input_tokens", "max_total_tokens",
     "max_new_tokens_limit", "torch_threads", "ignore_eos", "max_image_bytes", "max_image_pixels", "data_dir",
-    "shared_data_dir", "log_level", "profile",
+    "shared_data_dir", "log_level", "profile", "kv_cache", "cuda_graphs", "cuda_graph_batch_sizes",
+    "batch_image_prefill",
 )
 
 

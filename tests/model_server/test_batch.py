@@ -108,14 +108,20 @@ def test_prompts_prefilled_together_match_generate_alone(keeps_logits: bool, mon
         assert tokens == _alone(model, prompt, 31)
 
 
-def test_prefill_groups_bound_padding_and_keep_special_prompts_alone() -> None:
+def test_prefill_groups_bound_padding_and_keep_prompt_logprobs_alone() -> None:
     def job(n: int, **extra: object) -> Job:
         return Job(prompt_ids=list(range(n)), params=SamplingParams(), max_new_tokens=1, emit=lambda _: None,
                    **extra)  # type: ignore[arg-type]
 
-    jobs = [job(10), job(11), job(40), job(9), job(12, prefill_logprobs=True), job(3, prompt_embeds=torch.zeros(3, 4))]
+    # An image prompt counts its embeddings (the image prefix included) and groups with text prompts.
+    image = Job(prompt_ids=[1, 2], params=SamplingParams(), max_new_tokens=1, emit=lambda _: None,
+                prompt_embeds=torch.zeros(10, 4))
+    jobs = [job(10), job(11), job(40), job(9), job(12, prefill_logprobs=True), image]
     groups = prefill_groups(jobs)
-    assert [[len(j.prompt_ids) for j in g] for g in groups] == [[9, 10, 11], [40], [12], [3]]
+    assert [[j.length for j in g] for g in groups] == [[9, 10, 10, 11], [40], [12]]
+    assert groups[0][1] is image or groups[0][2] is image
+    alone = prefill_groups(jobs, batch_images=False)  # the engine before image prompts were grouped
+    assert [[j.length for j in g] for g in alone] == [[9, 10, 11], [40], [12], [10]] and alone[-1][0] is image
     for group in groups:
-        lengths = [len(j.prompt_ids) for j in group]
+        lengths = [j.length for j in group]
         assert max(lengths) * len(lengths) <= 1.25 * sum(lengths)

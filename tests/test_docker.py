@@ -456,3 +456,21 @@ def test_web_container_settings_load() -> None:
     values = {field_of(k): v for k, v in web.items() if k.startswith("KOVR_") and v != ""}
     settings = load_settings(_env_file=None, data_dir="/data", host="0.0.0.0", **values)
     assert settings.profile == "production" and settings.mongodb_uri is not None
+
+
+@pytest.mark.parametrize("name", ["model-server-cpu", "model-server-gpu"])
+def test_model_server_container_settings_load(name: str) -> None:
+    """What a model-server container sees builds valid settings: with env.example's production
+    profile it once crash-looped on "production needs KOVR_MONGODB_URI" (found by make docker-test)."""
+    env = filled_env()
+    service = resolved_environment(interpolate(compose(), env)["services"][name], env)
+    values = {field_of(k): v for k, v in service.items() if k.startswith("KOVR_") and v != ""}
+    assert "mongodb_uri" not in values, "the model server gets no database credentials"
+    load_settings(_env_file=None, data_dir="/data", **values)
+
+
+def test_web_replicas_are_counted_by_podman_compose() -> None:
+    """podman-compose starts deploy.replicas containers only when deploy.mode says "replicated"
+    (found by make docker-test: one web container instead of two)."""
+    deploy = compose()["services"]["web"]["deploy"]
+    assert deploy["mode"] == "replicated" and "replicas" in deploy

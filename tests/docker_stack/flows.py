@@ -113,7 +113,7 @@ def _stream(http: httpx.Client, conversation_id: str, content: str, **body: Any)
         return list(sse_events(response, started))
 
 
-def korean_question_streams(user: User) -> dict[str, float]:
+def korean_question_streams(user: User) -> dict[str, object]:
     """A Korean question with the API token; the answer arrives as SSE token events, unbuffered."""
     with user.client(user.api_token) as http:
         created = http.post("/api/v1/conversations", json={"title": "도커 대화"})
@@ -130,7 +130,7 @@ def korean_question_streams(user: User) -> dict[str, float]:
     # A proxy that buffered the response would deliver every event at the very end.
     if last > 1.0:
         assert first < 0.8 * last, f"tokens arrived all at once (first {first:.2f} s, done {last:.2f} s)"
-    return {"first_token_s": first, "done_s": last, "tokens": float(len(tokens))}
+    return {"first_token_s": round(first, 2), "done_s": round(last, 2), "tokens": len(tokens), "answer": answer[:60]}
 
 
 def image_is_answered(user: User) -> None:
@@ -150,17 +150,18 @@ def image_is_answered(user: User) -> None:
     assert any(e.event == "token" for e in events), "no tokens for the image question"
 
 
-def openai_compatible_answers(user: User) -> None:
+def openai_compatible_answers(user: User) -> str:
     with httpx.Client(verify=str(user.ca_file), timeout=120) as http:
         client = openai.OpenAI(base_url=f"{user.base_url}/v1", api_key=user.api_token, http_client=http,
                                max_retries=0)
         completion = client.chat.completions.create(
-            model="kovr", max_tokens=24, messages=[{"role": "user", "content": "안녕하세요"}])
+            model="kovr", max_tokens=32, seed=1, messages=[{"role": "user", "content": QUESTION}])
         assert completion.choices[0].message.content, completion
         assert completion.usage is not None and completion.usage.completion_tokens > 0
         chunks = list(client.chat.completions.create(
-            model="kovr", max_tokens=16, stream=True, messages=[{"role": "user", "content": "고마워요"}]))
+            model="kovr", max_tokens=32, seed=2, stream=True, messages=[{"role": "user", "content": QUESTION}]))
         assert chunks and any(c.choices and c.choices[0].delta.content for c in chunks), chunks
+    return completion.choices[0].message.content
 
 
 def still_there(user: User) -> None:

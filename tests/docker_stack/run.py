@@ -95,19 +95,23 @@ def image_size(ref: str) -> str:
 
 
 def demo_models() -> Path:
-    """models/demo (the CPU demo model, a short build) and models/vr (a random tiny align model
+    """models/demo (the CPU demo model, a two-minute build) and models/vr (a random tiny align model
     for it: the image path end to end, not a useful description), kept between runs."""
     models = CACHE / "models"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     demo = models / "demo"
     if not (demo / "config.json").is_file():
-        run([sys.executable, "-m", "kovr", "demo-model", "--output", demo, "--minutes", "1", "--no-shared-data"],
+        run([sys.executable, "-m", "kovr", "demo-model", "--output", demo, "--minutes", "2", "--no-shared-data"],
             env=env)
-    if not (models / "vr" / "config.json").is_file():
+    if not (models / "vr" / "align_config.json").is_file():
         hidden = json.loads((demo / "config.json").read_text(encoding="utf-8"))["hidden_size"]
         code = ("import sys; from model_server.align import make_tiny_align_model; "
                 "make_tiny_align_model(int(sys.argv[1]), language_model='/models/demo').save(sys.argv[2])")
         run([sys.executable, "-c", code, str(hidden), models / "vr"], env=env)
+    # safetensors writes its files 0600: the containers' user (uid 10001) could not read them.
+    # docs/deploy.md has users do the same (chmod -R a+rX models).
+    for path in [models, *models.rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
     return models
 
 

@@ -15,6 +15,7 @@ that nothing is left. Prints every stage's time. Exit status 0 only when all of 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import secrets
@@ -222,6 +223,14 @@ class Stack:
         assert not pending, f"health checks still failing after {timeout_s:.0f} s: {pending}"
         return self.containers()
 
+    def settled(self) -> None:
+        """After a restart: every container healthy, and the proxy has looked the replicas up again
+        (Caddyfile: refresh 1s). Until then a POST may meet a replica's old address, and Caddy up
+        to 2.11.1 cannot retry a request with a body (caddyserver/caddy#7546): a 502."""
+        self.wait_healthy()
+        self.ready()
+        time.sleep(2)
+
     def ready(self) -> dict[str, Any]:
         return flows.wait_ready(self.base_url, self.ca_file, READY_TIMEOUT_S)
 
@@ -273,6 +282,16 @@ def check(name: str, results: list[str], step: Callable[[], object]) -> None:
 
 
 def main() -> int:
+    """One run at a time on a machine: two would share the project name, the images being built
+    and the edge subnet."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "run.lock", "w") as lock:
+        print(f"lock {CACHE / 'run.lock'}: one docker-test at a time on this machine", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return run_all()
+
+
+def run_all() -> int:
     watch = Stopwatch()
     results: list[str] = []
     with watch.stage("install podman, runc, debootstrap, podman-compose"):
@@ -290,6 +309,8 @@ def main() -> int:
     CACHE.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=CACHE))
     stack = Stack(workdir, models, standins)
+    if stack.containers(all_states=True):  # left by a run that was killed
+        stack.down("-v", check=False)
     before = engine_objects()
     down = False
     user = flows.User(stack.base_url, stack.ca_file)
@@ -311,13 +332,12 @@ def main() -> int:
                   lambda: check_forwarded(stack))
         with watch.stage("compose restart web"):
             stack.compose("restart", "web")
-            stack.ready()
+            stack.settled()
             check("account and conversation kept after restart", results, lambda: flows.still_there(user))
         with watch.stage("compose down, up (volumes kept)"):
             stack.down()
             stack.compose("up", "-d")
-            stack.wait_healthy()
-            stack.ready()
+            stack.settled()
             check("account and conversation kept after down/up", results, lambda: flows.still_there(user))
         with watch.stage("compose down -v"):
             stack.down("-v")

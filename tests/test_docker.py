@@ -7,6 +7,7 @@ packages the images install against pyproject.toml; the build context against th
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shutil
@@ -21,6 +22,7 @@ import jsonschema
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.version import Version
 from pydantic import TypeAdapter
 
 from kovr.settings import Settings, load_settings
@@ -303,16 +305,20 @@ def test_compose_refuses_to_start_without_the_required_secrets() -> None:
 
 def test_compose_stack_shape() -> None:
     services = interpolate(compose(), filled_env())["services"]
-    assert set(services) == {"mongodb", "tgi", "model-server-gpu", "model-server-cpu", "web"}
+    assert set(services) == {"mongodb", "tgi", "model-server-gpu", "model-server-cpu", "web", "proxy"}
     for name, service in services.items():
         image = service["image"]
         assert re.search(r":\d+\.\d+", image) and "latest" not in image, f"{name}: pin {image}"
         assert "test" in service["healthcheck"], name
     assert services["mongodb"]["image"].startswith("mongo:7.")
     assert services["tgi"]["image"].startswith("ghcr.io/huggingface/text-generation-inference:")
+    tgi_version = Version(services["tgi"]["image"].rsplit(":", 1)[1])
+    assert tgi_version >= Version("3.3.7"), "TGI 3.3.5 and older fetch Markdown image URLs unbounded (CVE-2026-0599)"
+    assert services["proxy"]["image"].startswith("caddy:2.")
     assert services["tgi"]["profiles"] == ["gpu"] and services["model-server-gpu"]["profiles"] == ["gpu"]
     assert services["model-server-cpu"]["profiles"] == ["cpu"]
     assert "profiles" not in services["mongodb"] and set(services["web"]["profiles"]) == {"cpu", "gpu"}
+    assert set(services["proxy"]["profiles"]) == {"cpu", "gpu"}
     for name in ("tgi", "model-server-gpu"):
         devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"], name
@@ -324,7 +330,9 @@ def test_compose_wiring() -> None:
     web_env = services["web"]["environment"]
     assert web_env["KOVR_MODEL_SERVER_URL"] == "http://model-server:80"
     uri = web_env["KOVR_MONGODB_URI"]
-    assert uri.startswith("mongodb://kovr:") and "@mongodb:27017/kovr?authSource=kovr" in uri
+    assert uri.startswith("mongodb://kovr:") and uri.endswith("@mongodb:27017/kovr?authSource=kovr&replicaSet=rs0")
+    assert services["mongodb"]["command"][:3] == ["mongod", "--replSet", "rs0"]
+    assert services["mongodb"]["environment"]["MONGO_REPLICA_SET"] == "rs0"
     for name in ("model-server-gpu", "model-server-cpu"):
         assert services[name]["networks"]["default"]["aliases"] == ["model-server"]
     assert services["model-server-gpu"]["environment"]["KOVR_TGI_UPSTREAM_URL"] == "http://tgi:80"
@@ -343,6 +351,40 @@ def test_compose_wiring() -> None:
         for mount in service.get("volumes", []):
             source = mount.split(":")[0]
             assert source.startswith((".", "/")) or source in declared_volumes, mount
+
+
+def test_web_scales_behind_the_proxy() -> None:
+    """Replicas are not published; only the proxy is, and the app believes forwarded headers from
+    the proxy's fixed address alone."""
+    document = interpolate(compose(), filled_env())
+    web, proxy = document["services"]["web"], document["services"]["proxy"]
+    assert int(web["deploy"]["replicas"]) >= 2
+    assert "ports" not in web and set(web["networks"]) == {"default", "edge"}
+    proxy_ip = proxy["networks"]["edge"]["ipv4_address"]
+    assert web["environment"]["KOVR_FORWARDED_ALLOW_IPS"] == proxy_ip
+    ipam = document["networks"]["edge"]["ipam"]["config"][0]
+    assert ipaddress.ip_address(proxy_ip) in ipaddress.ip_network(ipam["subnet"])
+    # Found by make docker-test: after down/up a replica was given the proxy's address first.
+    assert ipaddress.ip_address(proxy_ip) not in ipaddress.ip_network(ipam["ip_range"]), "replicas may take it"
+    assert ipaddress.ip_network(ipam["ip_range"]).subnet_of(ipaddress.ip_network(ipam["subnet"]))
+    assert {p.split(":")[-1] for p in proxy["ports"]} == {"443", "80"}
+    caddyfile = (DOCKER / "Caddyfile").read_text(encoding="utf-8")
+    assert "flush_interval -1" in caddyfile, "Server-Sent Events must never be buffered"
+    directives = [line.split("#")[0].strip() for line in caddyfile.splitlines()]
+    assert "dynamic a web 8000 {" in directives
+    assert not [d for d in directives if d.startswith("trusted_proxies")], "a client must not set its own address"
+
+
+def test_mongodb_replica_set_is_initiated_by_the_health_check() -> None:
+    mongodb = compose()["services"]["mongodb"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in mongodb["volumes"]}
+    script = mounts["/opt/kovr-mongo"]
+    assert (DOCKER / script / "replica-set.js").is_file() and "replica-set.js" in mongodb["healthcheck"]["test"][1]
+    entrypoint = DOCKER / script / "replica-entrypoint.sh"
+    assert mongodb["entrypoint"] == ["/opt/kovr-mongo/replica-entrypoint.sh"] and entrypoint.stat().st_mode & 0o111
+    assert "--keyFile" in mongodb["command"] and mounts["/data/configdb"] == "mongodb-config"
+    js = (DOCKER / script / "replica-set.js").read_text(encoding="utf-8")
+    assert "NotYetInitialized" in js and "rs.initiate" in js, "initiate only a set that is not initiated yet"
 
 
 def test_kovr_containers_get_every_setting_and_no_other_secret() -> None:
@@ -417,3 +459,21 @@ def test_web_container_settings_load() -> None:
     values = {field_of(k): v for k, v in web.items() if k.startswith("KOVR_") and v != ""}
     settings = load_settings(_env_file=None, data_dir="/data", host="0.0.0.0", **values)
     assert settings.profile == "production" and settings.mongodb_uri is not None
+
+
+@pytest.mark.parametrize("name", ["model-server-cpu", "model-server-gpu"])
+def test_model_server_container_settings_load(name: str) -> None:
+    """What a model-server container sees builds valid settings: with env.example's production
+    profile it once crash-looped on "production needs KOVR_MONGODB_URI" (found by make docker-test)."""
+    env = filled_env()
+    service = resolved_environment(interpolate(compose(), env)["services"][name], env)
+    values = {field_of(k): v for k, v in service.items() if k.startswith("KOVR_") and v != ""}
+    assert "mongodb_uri" not in values, "the model server gets no database credentials"
+    load_settings(_env_file=None, data_dir="/data", **values)
+
+
+def test_web_replicas_are_counted_by_podman_compose() -> None:
+    """podman-compose starts deploy.replicas containers only when deploy.mode says "replicated"
+    (found by make docker-test: one web container instead of two)."""
+    deploy = compose()["services"]["web"]["deploy"]
+    assert deploy["mode"] == "replicated" and "replicas" in deploy

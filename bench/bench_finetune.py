@@ -28,12 +28,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from finetune.batching import collate, plan_epoch
-from finetune.config import LoraSection, TrainSection, build_config
 from finetune.data import load_records, prepare_examples
+from finetune.finetune_config import DataSection
 from finetune.modeling import Runtime, add_lora, train_tokenizer
 from finetune.objective import every_position_loss, loss_sum
 from finetune.optim import build_optimizer
-from finetune.run_config import DataSection
+from finetune.yaml_config import LoraSection, TrainSection, build_config
 from kovr.prompt import KULLM
 
 SHARED = REPO.parent / "shared" / "data" / "koalpaca_v1.jsonl"
@@ -198,7 +198,8 @@ def main() -> None:
     mean_len = sum(len(e) for e in examples) / len(examples)
     print(f"\nmachine: {machine()}")
     print(f"data: {label}, {len(examples)} examples, mean {mean_len:.0f} tokens, max_seq_len {args.max_seq_len}, "
-          f"micro-batch {args.micro_batch}; model: GPT-NeoX {'1.3B-shaped' if args.gpu else f'{args.layers}x{args.hidden}'}"
+          f"micro-batch {args.micro_batch}; "
+          f"model: GPT-NeoX {'1.3B-shaped' if args.gpu else f'{args.layers}x{args.hidden}'}"
           f" + LoRA r=8 on query_key_value, attention {attn}, {dtype}\n")
     print(f"best of {args.repeats} interleaved passes per mode\n")
     header = "| batching, logits at | micro-batches | padding | seconds | real tokens/s | vs padded |"

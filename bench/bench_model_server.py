@@ -81,8 +81,8 @@ def pick_model(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
         return str(settings.demo_model_dir), f"demo model ({settings.demo_model_dir})"
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
-    from model_server.demo_model import DemoConfig
+    from finetune.demo_model import DemoConfig
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     cfg = DemoConfig()
     folder = Path(tempfile.mkdtemp(prefix="kovr-bench-"))
@@ -102,7 +102,7 @@ def random_shaped_model(shape: str, device: str) -> str:
     """Save a random bf16 GPT-NeoX of SHAPES[shape] with a byte-level BPE trained on the test prompts."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     folder = Path(tempfile.mkdtemp(prefix=f"kovr-bench-{shape}-"))
     texts = [p["instruction"] + " " + p["reference"] for p in load_test_prompts()] * 5
@@ -181,7 +181,8 @@ def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     gpu = f"{torch.cuda.get_device_name(0)}, " if torch.cuda.is_available() else ""
@@ -272,7 +273,8 @@ def write_section(model: str, where: str, max_new: int, table: str, *, gpu: bool
     body = (
         f"## {section}\n\n"
         f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n"
-        f"- Model: {model}\n- Machine: {where}\n- Greedy, max_new_tokens={max_new}, prompts: kovr/data/test_prompts.jsonl "
+        f"- Model: {model}\n- Machine: {where}\n- Greedy, max_new_tokens={max_new}, "
+        "prompts: kovr/data/test_prompts.jsonl "
         "rendered with the model's template; EOS is masked on both sides (HF `min_new_tokens`, the server's "
         "`KOVR_IGNORE_EOS`), so every request decodes exactly max_new_tokens and both generate the same tokens.\n\n"
         f"{table}\n\n{notes}\n"

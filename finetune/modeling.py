@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.config import LoraSection, TrainSection
-from finetune.run_config import ModelSection, TinyModelSection
+from finetune.finetune_config import ModelSection, TinyModelSection
+from finetune.yaml_config import LoraSection, TrainSection
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -61,7 +61,7 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     model_server's trainer, with every merge kept (min_frequency 0) and finetune's pad token, so
     tiny runs keep the vocabularies they were measured with.
     """
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     return train_byte_level_bpe(texts, vocab_size, min_frequency=0, pad=PAD_TOKEN)
 

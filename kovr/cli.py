@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from kovr import __version__
 from kovr.settings import Settings, SettingsError, load_settings
 
-# Modules that expose `register(subparsers)`; order is the order in `kovr --help`.
-COMMAND_MODULES = ("backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli")
+# Modules that expose `register(subparsers)`; order is the order in `kovr --help`. This is the one
+# place that names every package (by string, loaded here): the composition root of the command.
+COMMAND_MODULES = ("backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli", "research.vr.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ class PromptTemplate:
             return self.render(last.user, last.input)
         first = self.render(history[0].user, history[0].input) + (history[0].assistant or "")
         blocks = [first]
-        for turn in history[1:] + [last]:
+        for turn in [*history[1:], last]:
             body = self._block(turn)
             blocks.append(body + (turn.assistant or ""))
         return "\n\n".join(blocks)

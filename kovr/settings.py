@@ -117,7 +117,9 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 172.18.0.1 or 172.16.0.0/12)") from None
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 172.18.0.1 or 172.16.0.0/12)"
+                ) from None
         return ",".join(entries)
 
     @model_validator(mode="after")

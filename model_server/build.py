@@ -6,8 +6,9 @@ import logging
 
 import torch
 
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.language_model import language_model_source
 from kovr.settings import Settings
-from model_server.align import AlignModel, language_model_source
 from model_server.engine import Engine
 from model_server.loading import LoadedModel, load_model
 from model_server.metrics import ServerMetrics

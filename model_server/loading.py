@@ -14,10 +14,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from kovr.modeling import META_FILE
 from kovr.prompt import PromptTemplate, load_template
 from kovr.settings import Settings
-
-META_FILE = "kovr_model.json"
 
 
 class ModelNotFoundError(RuntimeError):

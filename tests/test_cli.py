@@ -42,7 +42,7 @@ def test_invalid_settings_fail_with_one_line() -> None:
 def test_trusted_proxies_are_addresses_or_networks() -> None:
     assert load_settings(forwarded_allow_ips=" 172.18.0.1, 10.0.0.0/8 ").forwarded_allow_ips == "172.18.0.1,10.0.0.0/8"
     assert load_settings(forwarded_allow_ips="").forwarded_allow_ips == ""  # trust no proxy
-    with pytest.raises(SettingsError, match="proxy.example.com"):
+    with pytest.raises(SettingsError, match=r"proxy\.example\.com"):
         load_settings(forwarded_allow_ips="127.0.0.1,proxy.example.com")
 
 

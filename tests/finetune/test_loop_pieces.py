@@ -71,8 +71,8 @@ def _nan_loop(tmp_path: Path, bad_steps: set[int], total: int, max_bad: int = 10
     """A one-weight model trained by train_loop; the loss is NaN on the given (1-based) steps."""
     import torch
 
-    from finetune.config import TrainSection
     from finetune.loop import LoopSpec, train_loop
+    from finetune.yaml_config import TrainSection
 
     torch.manual_seed(0)
     model = torch.nn.Linear(1, 1)

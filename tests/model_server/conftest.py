@@ -22,7 +22,7 @@ PROMPT = "질문: 인사해 주세요.\n답:\n"
 def _train_tiny_model(folder: Path) -> None:
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     torch.manual_seed(0)
     tokenizer = train_byte_level_bpe([KOREAN_TEXT, PROMPT, "hello world"] * 5, vocab_size=320)

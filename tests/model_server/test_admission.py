@@ -35,7 +35,7 @@ def one_slot_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 async def _running(http: httpx.AsyncClient, url: str) -> float:
     text = (await http.get(f"{url}/metrics")).text
-    line = next(l for l in text.splitlines() if l.startswith("kovr_model_running_requests "))
+    line = next(row for row in text.splitlines() if row.startswith("kovr_model_running_requests "))
     return float(line.split()[1])
 
 
@@ -68,7 +68,8 @@ async def test_disconnect_cancels_and_frees_the_slot(one_slot_url: str) -> None:
             assert await _running(http, one_slot_url) == 1
         # Leaving the block closes the connection mid-stream.
         freed_after = await _wait_idle(http, one_slot_url)
-        after = await http.post(f"{one_slot_url}/generate", json={"inputs": PROMPT, "parameters": {"max_new_tokens": 2}})
+        body = {"inputs": PROMPT, "parameters": {"max_new_tokens": 2}}
+        after = await http.post(f"{one_slot_url}/generate", json=body)
     assert after.status_code == 200
     assert freed_after < 1.0  # well before the 3 s the answer would have taken
     metrics = (await httpx.AsyncClient().get(f"{one_slot_url}/metrics")).text

@@ -64,7 +64,8 @@ async def test_raw_sse_framing(server_url: str) -> None:
     assert set(events[0]) == {"index", "token", "generated_text", "details"}
     assert set(events[0]["token"]) == {"id", "text", "logprob", "special"}
     assert events[-1]["details"] == {
-        "finish_reason": "length", "generated_tokens": 5, "seed": None, "input_length": events[-1]["details"]["input_length"],
+        "finish_reason": "length", "generated_tokens": 5, "seed": None,
+        "input_length": events[-1]["details"]["input_length"],
     }
     assert events[-1]["details"]["input_length"] > 0
 

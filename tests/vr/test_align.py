@@ -8,19 +8,17 @@ import pytest
 import torch
 from PIL import Image
 
-from model_server.align import (
-    AlignConfig,
-    AlignModel,
-    build_projector,
-    decode_data_uri,
-    encode_data_uri,
-    grid_position_code,
-    make_tiny_align_model,
+from finetune.vr.build import make_tiny_align_model
+from kovr.modeling.align_config import AlignConfig
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.image_prompt import (
     splice_image_embeds,
     split_prompt,
     tokenize_many_with_images,
     tokenize_with_images,
 )
+from kovr.modeling.images import decode_data_uri, encode_data_uri
+from kovr.modeling.projector import build_projector, grid_position_code
 
 
 @pytest.fixture(autouse=True)
@@ -100,7 +98,8 @@ def test_position_code_marks_rows_and_columns_and_survives_a_round_trip(tmp_path
         assert torch.equal(loaded.encode(loaded.preprocess([_image((0, 120, 0))])), before)
 
     (tmp_path / "ckpt" / "align_config.json").write_text(
-        (tmp_path / "ckpt" / "align_config.json").read_text().replace('"prefix_positions": true', '"prefix_positions": false'))
+        (tmp_path / "ckpt" / "align_config.json").read_text()
+        .replace('"prefix_positions": true', '"prefix_positions": false'))
     with pytest.raises(ValueError, match="disagree on prefix_positions"):
         AlignModel.from_checkpoint(tmp_path / "ckpt")
     with pytest.raises(ValueError, match="token_selection 'patch'"):
@@ -110,7 +109,7 @@ def test_position_code_marks_rows_and_columns_and_survives_a_round_trip(tmp_path
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="align_config.json"):
+    with pytest.raises(FileNotFoundError, match=r"align_config\.json"):
         AlignModel.from_checkpoint(tmp_path)
 
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
+from finetune.finetune_config import TinyModelSection
 from finetune.modeling import tiny_model, train_tokenizer
-from finetune.run_config import TinyModelSection
+from finetune.vr.build import make_tiny_align_model
 from finetune.vr.data import IGNORE, VRRecord, encode, encode_many, encode_prompt, instruction_text
-from finetune.vr.model import VRModel, generate, loss_sum
+from finetune.vr.vr_model import VRModel, generate, loss_sum
+from kovr.modeling.image_prompt import split_prompt
 from kovr.prompt import KULLM
-from model_server.align import make_tiny_align_model, split_prompt
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@
     ... --yes-no-in-pass  # stage 2 without yes/no relations, the pass brings them (clearly in one seed of three)
     ... --yes-no-in-pass --relation-passes 2  # the pass twice: seen yes/no read in three seeds of four
     ... --yes-no-in-pass with relation=12 in place of 4  # "which one" in stage 2 (seeds 2, 5); other types lower
-    ... --varied-wordings, relation=12, --relation-passes 2  # held-out wordings of every type; seen relations in one seed
-    ... --varied-wordings, relation=12, --relation-passes 3  # and rel_1-rel_4 at 80-86%, colour/shape/count kept (one seed)
-    ... --varied-wordings --varied-nouns, relation=12, --relation-passes 3  # every relation form 15-45 points above (seeds 5, 2)
+    ... --varied-wordings, relation=12, --relation-passes 2  # held-out wordings of every type
+    ... --varied-wordings, relation=12, --relation-passes 3  # and rel_1-rel_4 at 80-86% (one seed)
+    ... --varied-wordings --varied-nouns, relation=12, --relation-passes 3  # every relation form above (seeds 5, 2)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image
@@ -48,7 +48,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -74,7 +74,7 @@ def seed_stage1(workdir: Path, seed: int, device: str, size: Any, overrides: lis
     """One seed's tiny LM and stage 1 (a worker process: the GPU needs its own context)."""
     import torch
 
-    from finetune.vr.proof import run_stage1
+    from research.vr.proof import run_stage1
 
     torch.set_num_threads(1)
     return run_stage1(workdir, size, _extra(seed, device, overrides))
@@ -85,7 +85,7 @@ def seed_stage2(workdir: Path, seed: int, device: str, size: Any, overrides: lis
     """One seed's stage 2 with or without images, and its accuracy (a worker process)."""
     import torch
 
-    from finetune.vr.proof import run_stage2
+    from research.vr.proof import run_stage2
 
     torch.set_num_threads(1)
     result, table = run_stage2(workdir, size, _extra(seed, device, overrides), stage1, images=images)
@@ -93,7 +93,9 @@ def seed_stage2(workdir: Path, seed: int, device: str, size: Any, overrides: lis
     return result
 
 
-def run_seeds(dirs: dict[int, Path], device: str, size: Any, overrides: list[str], parallel: int) -> list[dict[str, Any]]:
+def run_seeds(
+    dirs: dict[int, Path], device: str, size: Any, overrides: list[str], parallel: int
+) -> list[dict[str, Any]]:
     """Every seed's stage 1, then its two stage-2 runs as soon as it is done: up to `parallel` at once."""
     runs: dict[int, dict[str, Any]] = {s: {"seed": s} for s in dirs}
     with ProcessPoolExecutor(max_workers=max(1, parallel), mp_context=get_context("spawn")) as pool:
@@ -108,7 +110,8 @@ def run_seeds(dirs: dict[int, Path], device: str, size: Any, overrides: list[str
             s, name = seconds[done]
             runs[s][name] = done.result()
             if "align" in runs[s] and "text_only" in runs[s]:
-                (dirs[s] / "result.json").write_text(json.dumps(runs[s], ensure_ascii=False, indent=2), encoding="utf-8")
+                text = json.dumps(runs[s], ensure_ascii=False, indent=2)
+                (dirs[s] / "result.json").write_text(text, encoding="utf-8")
     return [runs[s] for s in dirs]
 
 
@@ -123,13 +126,14 @@ def main() -> int:
     parser.add_argument("--scenes", type=int, default=None, help="smaller set for a quick check (default 6000)")
     parser.add_argument("--stage2-steps", type=int, default=None, help="fewer steps for a quick check (default 12000)")
     parser.add_argument("--train-questions", default="", metavar="TYPE=N,...",
-                        help="questions of these types per training scene, as `kovr vr-data` (default 1 each)")
+                        help="questions of these types per training scene (default 1 each)")
     parser.add_argument("--reasoned-relations", action="store_true",
-                        help="yes/no relation answers name the further object first, as `kovr vr-data`")
+                        help="yes/no relation answers name the further object first")
     parser.add_argument("--varied-wordings", action="store_true",
-                        help="about 40%% of the training questions reworded so that the names move, as `kovr vr-data`")
+                        help="about 40%% of the training questions reworded so that the names move")
     parser.add_argument("--varied-nouns", action="store_true",
-                        help="another noun for \"도형\" in half the shape and count training questions, as `kovr vr-data`")
+                        help="another noun for \"도형\" in half the shape and count training questions "
+                             "(python -m research.vr.cli)")
     parser.add_argument("--reasons-in-pass", action="store_true",
                         help="with --reasoned-relations: stage 2 trains on the verdicts alone, the relation "
                              "pass on the reasons")
@@ -153,8 +157,8 @@ def main() -> int:
         parser.error("--relation-eval is a number of questions (0: none)")
     from dataclasses import replace
 
-    from finetune.vr.cli import parse_type_counts
-    from finetune.vr.proof import ProofSize, make_set
+    from research.vr.cli import parse_type_counts
+    from research.vr.proof import ProofSize, make_set
 
     size = ProofSize()
     try:  # ProofSize refuses the flag combinations that make no recipe, naming the flags
@@ -192,7 +196,7 @@ def main() -> int:
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
-    from finetune.vr.questions import TEMPLATES
+    from research.vr.questions import TEMPLATES
 
     first = runs[0]["align"]
     # Relations by the form of the question: yes/no forms have chance 50%, "which one" forms also
@@ -222,9 +226,10 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
             done = r["align"]["relation_pass"]
             passes = f" x {done['passes']}" if done["passes"] > 1 else ""
             print(f"before the {done['steps']}-step relation pass{passes}: " + _versus(before, scores))
-            for number, (a, t) in enumerate(zip(*(r[m].get("earlier_relation_passes", []) for m in ("align", "text_only")),
-                                                strict=True), start=1):
-                print(f"after relation pass {number} of {done['passes']}: " + _versus({"align": a, "text_only": t}, scores))
+            earlier = (r[m].get("earlier_relation_passes", []) for m in ("align", "text_only"))
+            for number, (a, t) in enumerate(zip(*earlier, strict=True), start=1):
+                versus = _versus({"align": a, "text_only": t}, scores)
+                print(f"after relation pass {number} of {done['passes']}: " + versus)
     if len(runs) > 1:
         print(f"\nmean over {len(runs)} seeds (min-max)")
         print("| question type | align model | text-only baseline | align above baseline (seeds) |")

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.config import load_config
-from finetune.vr.checkpoint import evaluate_checkpoint
-from finetune.vr.config import VRConfig
-from finetune.vr.synthetic import generate
+from finetune.vr.config import CONFIGS, VRConfig
+from finetune.vr.evaluate import evaluate_checkpoint
 from finetune.vr.train import run_finetune_vr
-
-CONFIGS = Path(__file__).resolve().parent / "configs"
+from finetune.yaml_config import load_config
+from research.vr.synthetic import generate
 
 
 @dataclass(frozen=True)
@@ -102,8 +100,8 @@ def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -
         _relation_mix(data, size.relation_replay)
     if size.relation_eval:
         _only(data, "test", ("relation",))
-    s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", _common(workdir, extra) + [
-        f"run.output_dir={workdir / 'stage1'}", f"train.max_steps={size.stage1_steps}",
+    s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", [
+        *_common(workdir, extra), f"run.output_dir={workdir / 'stage1'}", f"train.max_steps={size.stage1_steps}",
         f"language_model.tiny.pretrain_steps={size.pretrain_steps}"])
     return run_finetune_vr(s1).checkpoint
 
@@ -118,9 +116,9 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
     if size.yes_no_in_pass:
         train_vqa = _without_yes_no(train_vqa, write=False)
     name = "align" if images else "text_only"
-    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
-        f"init_from={stage1}", f"run.output_dir={workdir / name}", f"train.max_steps={size.stage2_steps}",
-        f"data.images={str(images).lower()}", f"data.vqa=[{train_vqa}]"])
+    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", [
+        *_common(workdir, extra), f"init_from={stage1}", f"run.output_dir={workdir / name}",
+        f"train.max_steps={size.stage2_steps}", f"data.images={str(images).lower()}", f"data.vqa=[{train_vqa}]"])
     checkpoint = run_finetune_vr(cfg).checkpoint
     seconds = run_seconds(checkpoint)
     if not size.relation_steps:
@@ -169,8 +167,8 @@ def _relation_pass(workdir: Path, size: ProofSize, extra: list[str] | None, star
     pass ``number`` 2 and on write to ``{name}_relations{number}``."""
     relations = _relation_mix(workdir / "data", size.relation_replay, write=False)
     folder = workdir / f"{name}_relations{number if number > 1 else ''}"
-    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
-        f"init_from={start}", f"run.output_dir={folder}",
+    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", [
+        *_common(workdir, extra), f"init_from={start}", f"run.output_dir={folder}",
         f"train.max_steps={size.relation_steps}", f"train.learning_rate={size.relation_learning_rate}",
         f"data.images={str(images).lower()}", f"data.vqa=[{relations}]"])
     return run_finetune_vr(cfg).checkpoint
@@ -223,7 +221,7 @@ def _verdicts(source: Path, *, write: bool = True) -> Path:
     """A copy of a VQA file whose reasoned answers keep their verdict alone (made when `write`)."""
     import json
 
-    from finetune.vr.questions import final_answer
+    from finetune.vr.evaluate import final_answer
 
     target = source.with_name(f"{source.stem}.verdicts.jsonl")
     if not write:
@@ -237,7 +235,8 @@ def _without_yes_no(source: Path, *, write: bool = True) -> Path:
     """A copy of a VQA file without its yes/no relation questions (made when `write`)."""
     import json
 
-    from finetune.vr.questions import NO, YES, final_answer
+    from finetune.vr.evaluate import final_answer
+    from research.vr.questions import NO, YES
 
     target = source.with_name(f"{source.stem}.no-yes-no.jsonl")
     if not write:

@@ -16,7 +16,9 @@ from torch import nn
 
 from finetune.objective import response_loss
 from finetune.vr.data import IGNORE, Encoded
-from model_server.align import AlignModel, decode_data_uri, splice_image_embeds
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.image_prompt import splice_image_embeds
+from kovr.modeling.images import decode_data_uri
 
 
 def load_image(ref: str) -> Image.Image:
@@ -59,7 +61,9 @@ class VRModel(nn.Module):
     def prefixes(self, refs: list[str]) -> torch.Tensor:
         return self.align.project(self.features(refs))
 
-    def build_inputs(self, items: list[Encoded], left_pad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def build_inputs(
+        self, items: list[Encoded], left_pad: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs_embeds [B, L, H], attention_mask [B, L], labels [B, L]) with prefixes spliced in."""
         embed = self.lm.get_input_embeddings()
         refs = [it.image for it in items if it.image is not None]

@@ -53,7 +53,7 @@ class Sample:
 
 
 def _sse(response: httpx.Response) -> Iterator[tuple[str, str]]:
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in response.iter_lines():
         if not line:
             if data:

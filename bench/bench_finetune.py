@@ -22,7 +22,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -67,7 +67,7 @@ def build_model(args: argparse.Namespace, tokenizer: Any, device: Any, dtype: An
     attn = "sdpa"
     if args.gpu:
         try:
-            import flash_attn  # noqa: F401
+            import flash_attn  # noqa: F401  # imported only to learn whether it is installed
 
             attn = "flash_attention_2"
         except ImportError:
@@ -90,7 +90,7 @@ def prepare_mode(mode: str, every_position: bool, examples: list[Any], args: arg
     lengths = [len(e) for e in examples]
     plan = plan_epoch(lengths, mode=mode, micro_batch_size=args.micro_batch, max_seq_len=args.max_seq_len,
                       seed=0, epoch=0)
-    mask = rt.mask if mode == "packed" else "2d"
+    mask: Literal["2d", "4d", "varlen"] = rt.mask if mode == "packed" else "2d"
     pad_to = args.max_seq_len if mode == "padded" else None
     batches = [collate(m, examples, pad_id=pad_id, pad_to=pad_to, mask=mask, mask_dtype=rt.dtype) for m in plan]
     real = sum(b.real_tokens for b in batches)

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch
-from text_generation import AsyncClient  # type: ignore[import-untyped]
+from text_generation import AsyncClient
 
 from kovr.data import load_test_prompts
 from kovr.settings import Settings, load_settings
@@ -109,7 +109,7 @@ def random_shaped_model(shape: str, device: str) -> str:
     tokenizer = train_byte_level_bpe(texts, vocab_size=2000)
     config = GPTNeoXConfig(**SHAPES[shape], eos_token_id=tokenizer.eos_token_id)
     with torch.device(device):  # initialising 1.3 B weights on a GPU takes seconds, not minutes
-        model = GPTNeoXForCausalLM(config).to(torch.bfloat16)
+        model = GPTNeoXForCausalLM(config).bfloat16()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this package's subcommands to the `kovr` parser."""
     ft = sub.add_parser(
         "finetune",
@@ -109,6 +109,6 @@ def cmd_demo_model(args: argparse.Namespace) -> int:
     print(f"데모 모델 저장됨 (demo model saved): {output}")
     print(f"held-out loss {meta['heldout_loss']} (perplexity {meta['heldout_perplexity']}), "
           f"{meta['train_steps']} steps")
-    for sample in meta["samples"]:  # type: ignore[attr-defined]
+    for sample in meta["samples"]:
         print(f"  Q: {sample['instruction']}\n  A: {sample['answer']}")
     return 0

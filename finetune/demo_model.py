@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from kovr.data import load_demo_instructions, load_test_prompts
 from kovr.modeling import META_FILE
@@ -106,7 +106,7 @@ def build_demo_model(
     config: DemoConfig = DemoConfig(),
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Train and save the demo model into `output`; returns what was written to kovr_model.json."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -138,7 +138,7 @@ def build_demo_model(
     held = _blocks([render(r) for r in heldout], tokenizer, eos, config.block_size, rng)
     loss = _heldout_loss(model, held[: config.heldout_batches * config.batch_size])
     samples = _samples(model, tokenizer)
-    meta: dict[str, object] = {
+    meta: dict[str, Any] = {
         "demo": True,
         "heldout_loss": round(loss, 4),
         "heldout_perplexity": round(math.exp(loss), 2),
@@ -163,12 +163,12 @@ def _split(records: list[Record], config: DemoConfig, rng: random.Random) -> tup
     return shuffled[:n], shuffled[n:]
 
 
-def _blocks(texts: Iterable[str], tokenizer: object, eos: int, size: int, rng: random.Random) -> torch.Tensor:
+def _blocks(texts: Iterable[str], tokenizer: Any, eos: int, size: int, rng: random.Random) -> torch.Tensor:
     """Records joined by EOS into one stream, cut into blocks of `size` tokens (the model shifts labels)."""
     texts = list(texts)
     rng.shuffle(texts)
     stream: list[int] = []
-    for ids in tokenizer(texts)["input_ids"]:  # type: ignore[operator]
+    for ids in tokenizer(texts)["input_ids"]:
         stream.extend([*ids, eos])
     usable = len(stream) // size * size
     return torch.tensor(stream[:usable], dtype=torch.long).view(-1, size)
@@ -200,10 +200,11 @@ def _train(
         items = len(rows) * (size - 1)  # the model shifts labels: one target fewer than tokens per row
         return lm(input_ids=batch, labels=batch).loss * items, items
 
-    bar = tqdm(total=int(budget_s), unit="s", desc="데모 모델 학습 (training demo model)", disable=not progress)
+    seconds = int(budget_s)
+    bar = tqdm(total=seconds, unit="s", desc="데모 모델 학습 (training demo model)", disable=not progress)
 
     def on_step(state: TrainState, record: dict[str, Any]) -> None:
-        bar.n = min(int(time.perf_counter() - started), bar.total)
+        bar.n = min(int(time.perf_counter() - started), seconds)
         bar.set_postfix(step=state.step, loss=f"{record['loss']:.3f}", refresh=True)
 
     train = TrainSection(micro_batch_size=config.batch_size, max_steps=config.max_steps,
@@ -246,26 +247,26 @@ def _heldout_loss(model: torch.nn.Module, blocks: torch.Tensor) -> float:
 
 
 @torch.inference_mode()
-def _samples(model: torch.nn.Module, tokenizer: object, n: int = 4) -> list[dict[str, str]]:
+def _samples(model: Any, tokenizer: Any, n: int = 4) -> list[dict[str, str]]:
     out = []
     for prompt in load_test_prompts()[:n]:
         text = DEMO_TEMPLATE.render(prompt["instruction"], prompt["input"])
-        ids = tokenizer(text, return_tensors="pt")["input_ids"]  # type: ignore[operator]
-        generated = model.generate(  # type: ignore[operator]
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        generated = model.generate(
             ids, attention_mask=torch.ones_like(ids), max_new_tokens=60, do_sample=False, repetition_penalty=1.2,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
         )
-        answer = tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True)  # type: ignore[attr-defined]
+        answer = tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True)
         for stop in DEMO_TEMPLATE.stop:
             answer = answer.split(stop)[0]
         out.append({"instruction": prompt["instruction"], "answer": answer.strip()})
     return out
 
 
-def _save(output: Path, model: torch.nn.Module, tokenizer: object, meta: dict[str, object]) -> None:
+def _save(output: Path, model: Any, tokenizer: Any, meta: dict[str, Any]) -> None:
     output.mkdir(parents=True, exist_ok=True)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id  # type: ignore[attr-defined, union-attr]
-    model.save_pretrained(output)  # type: ignore[operator]
-    tokenizer.save_pretrained(output)  # type: ignore[attr-defined]
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
     DEMO_TEMPLATE.save(output)
     (output / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from finetune.finetune_config import ModelSection, TinyModelSection
 from finetune.yaml_config import LoraSection, TrainSection
@@ -21,7 +21,7 @@ class Runtime:
     dtype: Any  # weights of the base model
     autocast: Any | None  # autocast dtype (bf16 on GPU) or None
     gradient_checkpointing: bool
-    mask: str  # "4d" or "varlen" for packed rows
+    mask: Literal["4d", "varlen"]  # for packed rows
 
 
 def resolve_runtime(device: str, train: TrainSection, attn: str) -> Runtime:
@@ -38,7 +38,7 @@ def resolve_runtime(device: str, train: TrainSection, attn: str) -> Runtime:
     checkpointing = train.gradient_checkpointing
     if checkpointing == "auto":
         checkpointing = device == "cuda"
-    mask = "varlen" if attn == "flash_attention_2" else "4d"
+    mask: Literal["4d", "varlen"] = "varlen" if attn == "flash_attention_2" else "4d"
     return Runtime(torch.device(device), dtype, dtype if dtype != torch.float32 else None, bool(checkpointing), mask)
 
 
@@ -47,7 +47,7 @@ def resolve_attn(cfg: ModelSection, device: str) -> str:
         return cfg.attn_implementation
     if device == "cuda":
         try:
-            import flash_attn  # noqa: F401
+            import flash_attn  # noqa: F401  # imported only to learn whether it is installed
 
             return "flash_attention_2"
         except ImportError:

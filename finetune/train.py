@@ -240,7 +240,7 @@ def run_finetune(
 def _collate_train(micro: MicroBatch, examples: list[Example], cfg: FinetuneConfig, pad_id: int, rt: Runtime) -> Any:
     mode = cfg.data.batching
     if mode == "packed":
-        return collate(micro, examples, pad_id=pad_id, mask=rt.mask, mask_dtype=rt.dtype)  # type: ignore[arg-type]
+        return collate(micro, examples, pad_id=pad_id, mask=rt.mask, mask_dtype=rt.dtype)
     pad_to = cfg.data.max_seq_len if mode == "padded" else None
     return collate(micro, examples, pad_id=pad_id, pad_to=pad_to, mask="2d")
 

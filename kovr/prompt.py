@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 TEMPLATE_FILE = "prompt_template.json"
 
@@ -76,10 +77,10 @@ class PromptTemplate:
         return path
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> PromptTemplate:
+    def from_json(cls, data: dict[str, Any]) -> PromptTemplate:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        known["stop"] = tuple(known.get("stop", ()))  # type: ignore[arg-type]
-        return cls(**known)  # type: ignore[arg-type]
+        known["stop"] = tuple(known.get("stop", ()))
+        return cls(**known)
 
 
 _KULLM_HEADER_INPUT = (

@@ -36,6 +36,7 @@ def load_for_settings(settings: Settings) -> tuple[LoadedModel, AlignModel | Non
     else:
         loaded = load_model(settings)
     align = AlignModel.from_checkpoint(checkpoint, device=loaded.device, dtype=loaded.dtype)
+    # Ignored [index]: torch types a module's attribute as Tensor | Module; this one is the embedding weight.
     hidden = int(loaded.model.get_input_embeddings().weight.shape[1])  # type: ignore[index]
     if align.config.lm_hidden != hidden:
         raise ValueError(

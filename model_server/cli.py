@@ -25,7 +25,7 @@ _OPTIONS = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this package's subcommands to the `kovr` parser."""
     serve = sub.add_parser(
         "model-server",

@@ -114,6 +114,7 @@ def _apply_adapter(model: PreTrainedModel, adapter: str, *, merge: bool) -> PreT
     from peft import PeftModel  # heavy; only when an adapter is configured
 
     wrapped = PeftModel.from_pretrained(model, adapter)
+    # Ignored [return-value]: unmerged, the peft wrapper stands in for the model (same forward, generate).
     return wrapped.merge_and_unload() if merge else wrapped  # type: ignore[return-value]
 
 

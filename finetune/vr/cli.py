@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this package's subcommands to the `kovr` parser."""
     train = sub.add_parser(
         "finetune-vr", help="정렬 모델 학습 (train the align model: stage 1 or 2)",

@@ -98,7 +98,7 @@ def run_finetune_vr(cfg: VRConfig) -> VRRunResult:
     if cfg.run.torch_threads:
         torch.set_num_threads(cfg.run.torch_threads)
     run_dir = Path(cfg.run.output_dir)
-    resume = resume_point(cfg, run_dir)  # type: ignore[arg-type]
+    resume = resume_point(cfg, run_dir)
     if resume is not None:
         check_same_run(cfg, run_dir, _RESUME_FREE)
         _say(f"이어서 학습 resuming from {resume}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -18,6 +18,9 @@ from torch import nn
 from kovr.modeling.align_config import CONFIG_FILE, POSITION_KEY, PROJECTOR_FILE, VISION_DIR, AlignConfig
 from kovr.modeling.images import preprocess_images
 from kovr.modeling.projector import build_projector, grid_position_code
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # Vision towers we know how to read hidden states from; the key is transformers' model_type.
 _VISION_CLASSES = {
@@ -28,7 +31,7 @@ _VISION_CLASSES = {
 }
 
 
-def load_vision_encoder(source: str | Path, revision: str | None = None) -> nn.Module:
+def load_vision_encoder(source: str | Path, revision: str | None = None) -> PreTrainedModel:
     """A vision tower by hub id or local folder (CLIP or SigLIP; a full CLIP checkpoint works too)."""
     import transformers
 
@@ -40,7 +43,8 @@ def load_vision_encoder(source: str | Path, revision: str | None = None) -> nn.M
             f"supported: {', '.join(sorted(_VISION_CLASSES))}"
         )
     model_class = getattr(transformers, class_name)
-    return model_class.from_pretrained(str(source), revision=revision)
+    vision: PreTrainedModel = model_class.from_pretrained(str(source), revision=revision)
+    return vision
 
 
 def _processor_mean_std(source: str, revision: str | None) -> tuple[list[float], list[float]] | None:
@@ -55,14 +59,14 @@ def _processor_mean_std(source: str, revision: str | None) -> tuple[list[float],
     return (list(map(float, mean)), list(map(float, std))) if mean and std else None
 
 
-def _has_cls_token(vision: nn.Module) -> bool:
+def _has_cls_token(vision: PreTrainedModel) -> bool:
     # SigLIP has no class token: all its positions are patches.
     return "siglip" not in type(vision).__name__.lower()
 
 
-def _prefix_length(vision: nn.Module, selection: str) -> int:
-    cfg = vision.config
-    patches = (cfg.image_size // cfg.patch_size) ** 2
+def _prefix_length(vision: PreTrainedModel, selection: str) -> int:
+    cfg: Any = vision.config  # a CLIP or SigLIP vision config: its fields depend on the model type
+    patches = int(cfg.image_size // cfg.patch_size) ** 2
     if selection == "pooled":
         return 1
     if selection == "cls_patch" and _has_cls_token(vision):
@@ -73,9 +77,9 @@ def _prefix_length(vision: nn.Module, selection: str) -> int:
 class AlignModel(nn.Module):
     """Vision encoder + projector; ``encode`` gives ``[B, num_prefix_tokens, lm_hidden]``."""
 
-    def __init__(self, config: AlignConfig, vision: nn.Module, projector: nn.Module | None = None) -> None:
+    def __init__(self, config: AlignConfig, vision: PreTrainedModel, projector: nn.Module | None = None) -> None:
         super().__init__()
-        vcfg = vision.config
+        vcfg: Any = vision.config  # a CLIP or SigLIP vision config: its fields depend on the model type
         config.vision_hidden = int(vcfg.hidden_size)
         config.image_size = int(vcfg.image_size)  # preprocessing must give the encoder its own size
         if config.lm_hidden < 1:
@@ -128,7 +132,7 @@ class AlignModel(nn.Module):
         if (position is None) != (model.prefix_position is None):
             raise ValueError(f"{folder}: {PROJECTOR_FILE} and {CONFIG_FILE} disagree on prefix_positions")
         model.projector.load_state_dict(state)
-        if model.prefix_position is not None:
+        if model.prefix_position is not None and position is not None:
             model.prefix_position.data.copy_(position)
         model.eval()
         return model.to(device=device, dtype=dtype)
@@ -172,7 +176,7 @@ class AlignModel(nn.Module):
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """Encoder features ``[B, N, vision_hidden]`` -> prefix embeddings ``[B, N, lm_hidden]``."""
-        prefix = self.projector(features)
+        prefix: torch.Tensor = self.projector(features)
         if self.prefix_position is not None:
             prefix = prefix + self.prefix_position.to(prefix.dtype)
         return prefix
@@ -190,8 +194,9 @@ class AlignModel(nn.Module):
     def _select(self, outputs: Any) -> torch.Tensor:
         selection = self.config.token_selection
         if selection == "pooled":
-            return outputs.pooler_output.unsqueeze(1)
-        hidden = outputs.hidden_states[self.config.feature_layer]
+            pooled: torch.Tensor = outputs.pooler_output
+            return pooled.unsqueeze(1)
+        hidden: torch.Tensor = outputs.hidden_states[self.config.feature_layer]
         if selection == "patch" and _has_cls_token(self.vision):
             return hidden[:, 1:]
         return hidden

@@ -26,12 +26,12 @@ def language_model_source(path: str | Path) -> tuple[str, str | None]:
 
 def load_language_model(
     path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> tuple[nn.Module, Any]:
-    """The checkpoint's causal LM (LoRA merged if present) and its tokenizer, ready for eval."""
+) -> tuple[Any, Any]:
+    """The checkpoint's causal LM (a transformers model, LoRA merged if present) and its tokenizer, ready for eval."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source, lora = language_model_source(path)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    model: nn.Module = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     if lora is not None:
         from peft import PeftModel
 

@@ -31,4 +31,5 @@ def grid_position_code(tokens: int, hidden: int) -> torch.Tensor:
     directions = directions / directions.norm(dim=1, keepdim=True)
     ramp = torch.linspace(-1.0, 1.0, side)
     column, row = ramp.repeat(side), ramp.repeat_interleave(side)
-    return (column[:, None] * directions[0] + row[:, None] * directions[1]) * hidden ** 0.5 / 8
+    code: torch.Tensor = (column[:, None] * directions[0] + row[:, None] * directions[1]) * hidden ** 0.5 / 8
+    return code

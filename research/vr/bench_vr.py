@@ -101,14 +101,14 @@ def run_seeds(
     with ProcessPoolExecutor(max_workers=max(1, parallel), mp_context=get_context("spawn")) as pool:
         firsts = {pool.submit(seed_stage1, d, s, device, size, overrides): s for s, d in dirs.items()}
         seconds = {}
-        for done in as_completed(firsts):
-            s = firsts[done]
+        for first in as_completed(firsts):
+            s = firsts[first]
             for name, images in (("align", True), ("text_only", False)):
-                job = pool.submit(seed_stage2, dirs[s], s, device, size, overrides, done.result(), images)
+                job = pool.submit(seed_stage2, dirs[s], s, device, size, overrides, first.result(), images)
                 seconds[job] = (s, name)
-        for done in as_completed(seconds):
-            s, name = seconds[done]
-            runs[s][name] = done.result()
+        for second in as_completed(seconds):
+            s, name = seconds[second]
+            runs[s][name] = second.result()
             if "align" in runs[s] and "text_only" in runs[s]:
                 text = json.dumps(runs[s], ensure_ascii=False, indent=2)
                 (dirs[s] / "result.json").write_text(text, encoding="utf-8")

@@ -138,7 +138,7 @@ async def test_a_failed_batched_prefill_falls_back_to_one_at_a_time(tiny_model_d
         ids = args[0]
         assert hasattr(ids, "shape")
         time.sleep(0.01)  # the first request is still decoding when the others arrive: they queue together
-        if ids.shape[0] > 1 and ids.shape[1] > 1:  # type: ignore[attr-defined]
+        if ids.shape[0] > 1 and ids.shape[1] > 1:
             batched["tries"] += 1
             raise RuntimeError("simulated fault in a batched prefill")
 

@@ -91,9 +91,9 @@ async def test_validation_errors_map_to_the_client_exception(
     client: AsyncClient, kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValidationError, match=message.replace("[", r"\[")):
-        await client.generate(PROMPT, **kwargs)  # type: ignore[arg-type]
+        await client.generate(PROMPT, **kwargs)
     with pytest.raises(ValidationError):
-        async for _ in client.generate_stream(PROMPT, **kwargs):  # type: ignore[arg-type]
+        async for _ in client.generate_stream(PROMPT, **kwargs):
             pass
 
 

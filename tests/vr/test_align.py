@@ -77,6 +77,7 @@ def test_frozen_encoder_only_projector_trains() -> None:
 
 def test_position_code_marks_rows_and_columns_and_survives_a_round_trip(tmp_path: Path) -> None:
     model = make_tiny_align_model(24, prefix_positions=True).eval()  # 32 px / 8 px patches: a 4x4 grid
+    assert model.prefix_position is not None
     code = model.prefix_position.detach()
     assert code.shape == (16, 24)
     # Cells one column apart differ by the same step wherever they are; so do cells one row apart.

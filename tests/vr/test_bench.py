@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,7 +113,7 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             assert passed.parent.name == f"{model}_relations{passes if passes > 1 else ''}"
             assert r[model]["relation_pass"]["steps"] == 4 and r[model]["relation_pass"]["passes"] == passes
             if passes > 1:  # the second pass continues from the first
-                assert Path(load_config(VRConfig, passed.parent / "config.yaml").init_from) == \
+                assert load_config(VRConfig, passed.parent / "config.yaml").init_from == \
                     passed.parent.parent / f"{model}_relations" / "align"
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
@@ -236,7 +237,7 @@ def test_tables_split_relations_by_the_form_of_the_question(capsys: pytest.Captu
                 "by_template": {"seen": _score(0.5, 80)},
                 "by_template_id": {"rel_3": _score(rel_3), "rel_1": _score(rel_1), "colour_1": _score(0.9)}}
 
-    runs = [{"seed": 0, "align": result(0.55, 0.75), "text_only": result(0.5, 0.25)},
+    runs: list[dict[str, Any]] = [{"seed": 0, "align": result(0.55, 0.75), "text_only": result(0.5, 0.25)},
             {"seed": 1, "align": result(0.45, 0.5), "text_only": result(0.5, 0.5)}]
     for run in runs:  # scored on a relation test as well (--relation-eval)
         for model in ("align", "text_only"):

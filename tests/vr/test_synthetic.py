@@ -110,8 +110,8 @@ def test_answers_agree_with_the_scene(vr_set: Path) -> None:
             adj = next(a for a in adjectives if f"{a} 도형" in text)
             assert [o.shape for o in objects if o.adjective == adj] == [answer], text
         elif q["type"] == "count":
-            adj = next((a for a in adjectives if f"{a} 도형" in text), None)
-            n = sum(o.adjective == adj for o in objects) if adj else sum(
+            counted = next((a for a in adjectives if f"{a} 도형" in text), None)
+            n = sum(o.adjective == counted for o in objects) if counted else sum(
                 text.startswith(o.shape) or f" {o.shape}" in text.split("몇")[0] for o in objects)
             assert answer == f"{n}개", text
         else:

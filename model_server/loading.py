@@ -67,7 +67,7 @@ def _avoid_cudnn_attention() -> None:
     Recent torch prefers cuDNN attention on Hopper, and cuDNN builds an execution plan for every new
     shape. Decoding meets a new key length at every step (and the batch cache's widths change as rows
     come and go), so a plan is hardly ever reused. On an H200, turning it off made one stream decode
-    6.7x faster (59.5 against 8.9 tokens/s; docs/BENCHMARKS.md, GPU section).
+    6.7x faster (59.5 against 8.9 tokens/s; docs/lab/2026-11-27-model-server.md).
     """
     torch.backends.cuda.enable_cudnn_sdp(False)
 

@@ -52,7 +52,7 @@ class VisionSection(ConfigModel):
     # "data": a fresh projector's first layer starts by standardising the encoder's features
     # (mean/std over training images); helps random encoders, whose features share a large offset.
     projector_init: Literal["default", "data"] = "default"
-    # A trainable row/column code on each patch's prefix token (model_server/align.py,
+    # A trainable row/column code on each patch's prefix token (kovr/modeling/projector.py,
     # grid_position_code): for encoders whose features say little about where a patch is.
     prefix_positions: bool = False
     tiny: TinyVisionSection = TinyVisionSection()

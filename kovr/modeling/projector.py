@@ -20,7 +20,7 @@ def build_projector(projector_type: str, vision_hidden: int, lm_hidden: int) -> 
 def grid_position_code(tokens: int, hidden: int) -> torch.Tensor:
     """``[tokens, hidden]``: column and row as ramps from -1 to 1 along two fixed random unit
     directions, so that "further left" is one direction for attention to read. The scale keeps the
-    code at about a third of a projected token's norm at hidden 64 (docs/BENCHMARKS.md, "A model
+    code at about a third of a projected token's norm at hidden 64 (docs/lab/2026-11-30-vr-proof.md, "A model
     that finds objects, told where they are").
     """
     side = round(tokens ** 0.5)

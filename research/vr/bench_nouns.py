@@ -1,7 +1,7 @@
 """Bench: which words in the "which one" slot does a model read? The same held-out relation scenes
 asked with each noun, for the align model and its text-only baseline.
 
-    python bench/bench_vr_nouns.py --data W/data --align W/seed5/align/align \\
+    python research/vr/bench_nouns.py --data W/data --align W/seed5/align/align \\
         --text-only W/seed5/text_only/align [--form rel_5] [--questions 300] [--json OUT]
 
 "A와 B 중 더 왼쪽에 있는 것은 무엇인가요?" is trained with 것은 (and 쪽은 / 물체는 on a

@@ -6,7 +6,7 @@
     python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
         --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
     ... --reasoned-relations --relation-steps 20000 --relation-replay 0.25 --relation-eval 2000 \
-        --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
+        --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/lab/2026-11-30-vr-proof.md)
     ... --reasons-in-pass  # stage 2 on verdicts alone, reasons only in the pass (one seed of two)
     ... --yes-no-in-pass  # stage 2 without yes/no relations, the pass brings them (clearly in one seed of three)
     ... --yes-no-in-pass --relation-passes 2  # the pass twice: seen yes/no read in three seeds of four
@@ -25,7 +25,7 @@ whole proof (tiny LM, stage 1, both stage-2 runs) once per training seed on the 
 and reports every seed and the mean. Each run has its own process; a seed's two stage-2 runs start
 as soon as its stage 1 is done, so ``--parallel 2`` trains the align model and its baseline at once.
 These models are too small to keep a GPU busy: processes sharing one ran at half the steps/s of a
-CPU core each (docs/BENCHMARKS.md), so ``--device cuda`` is for larger variants. The seed sets the
+CPU core each (docs/lab/2026-11-30-vr-proof.md), so ``--device cuda`` is for larger variants. The seed sets the
 models' initial weights, the text mixed in and the batch order; the scenes and questions stay those
 of seed 0.
 
@@ -200,7 +200,7 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
 
     first = runs[0]["align"]
     # Relations by the form of the question: yes/no forms have chance 50%, "which one" forms also
-    # test whether the answer is written as a name at all (docs/BENCHMARKS.md).
+    # test whether the answer is written as a name at all (docs/lab/2026-11-30-vr-proof.md).
     relation_forms = {t.id for t in TEMPLATES if t.type == "relation"}
     forms = sorted(relation_forms & first.get("by_template_id", {}).keys())
     rel_forms = sorted(relation_forms & first.get("relation_test", {}).get("by_template_id", {}).keys())

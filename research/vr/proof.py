@@ -1,18 +1,18 @@
 """The proof that the image matters: the same stage-2 training with and without the image prefix.
 
-Shared by bench/bench_vr.py (full size) and the slow test (small size): synthetic set ->
+Shared by research/vr/bench_vr.py (full size) and the slow test (small size): synthetic set ->
 stage 1 (tiny LM pre-trained on the text, projector on captions) -> stage 2 twice (images on /
 off, same records, steps and seed) -> accuracy by question type on held-out scenes. With
 ``relation_steps`` each stage-2 model then trains on the relation questions (and a
 ``relation_replay`` share of the others) for that many steps (a second stage-2 pass, the same for
 both) before it is scored: mixed with the other types, yes/no relations stayed at chance, and a
-pass on relations is what moved them (docs/BENCHMARKS.md, "The reason first"). With
+pass on relations is what moved them (docs/lab/2026-11-30-vr-proof.md, "The reason first"). With
 ``reasons_in_pass`` stage 2 sees the verdicts alone and the pass adds the reasons; with
 ``yes_no_in_pass`` stage 2 sees no yes/no relation question at all and the pass brings them in,
 reasons first. ``relation_passes`` repeats the pass, each from the last with its learning-rate
 schedule begun again: after a second 20,000-step pass the seen yes/no forms were 9-33 points above
 the baseline's in seeds 3-5, where one pass had left them 1-18; seed 2 never learned "which one"
-and stayed at chance (docs/BENCHMARKS.md, "A second relation pass").
+and stayed at chance (docs/lab/2026-11-30-vr-proof.md, "A second relation pass").
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ class ProofSize:
     varied_nouns: bool = False  # another noun for "도형" in half the shape/count ones (questions.renoun)
     # With ``reasoned``: stage 2 trains on the verdicts alone and only the relation pass on the
     # reasons; stage 2 with reasons had them at chance, and a pass from a verdict-only model read
-    # them where that model already answered "which one" (docs/BENCHMARKS.md, "Reasons in the pass only").
+    # them where that model already answered "which one" (docs/lab/2026-11-30-vr-proof.md, "Reasons in the pass only").
     reasons_in_pass: bool = False
     # With ``reasoned``: stage 2 trains without the yes/no relation questions, whose verdicts carry
     # no first-order signal before "which one" is learned, and only the pass has them, with reasons
-    # (docs/BENCHMARKS.md, "Yes/no relations in the pass only").
+    # (docs/lab/2026-11-30-vr-proof.md, "Yes/no relations in the pass only").
     yes_no_in_pass: bool = False
     relation_steps: int = 0  # a stage-2 pass on relation questions after stage 2 (0: none)
     relation_learning_rate: float = 1e-3
@@ -188,7 +188,7 @@ def _relation_mix(data: Path, replay: float, *, write: bool = True) -> Path:
     """The training relation questions plus a seeded ``replay`` share of the other questions.
 
     A pass on relations alone overwrote what stage 2 had learned of the other types; replaying a
-    quarter of them kept it (docs/BENCHMARKS.md, "The relation pass in the bench").
+    quarter of them kept it (docs/lab/2026-11-30-vr-proof.md, "The relation pass in the bench").
     """
     import json
     import random

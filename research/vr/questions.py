@@ -27,13 +27,13 @@ DIRECTIONS: dict[str, tuple[str, int]] = {"왼쪽": ("x", -1), "오른쪽": ("x"
 MIN_SEPARATION = 12.0  # scene units; closer pairs are never asked about (the answer would be unclear)
 # Training wordings that move the names (``varied``): a tiny LM taught one wording per form found the
 # names by their place in the question and failed every held-out wording that moved them
-# (docs/BENCHMARKS.md, twenty-first stop). None is what makes a relation template held out
+# (docs/lab/2026-11-30-vr-proof.md, twenty-first stop). None is what makes a relation template held out
 # ("그림에서" in front, "도형은" for "것은"), and questions that begin with "그림" keep their front.
 FRONT_WORDS: tuple[str, ...] = ("사진에서 ", "여기서 ", "이미지에서 ")
 WHICH_NOUNS: tuple[str, ...] = ("쪽은", "물체는")  # in place of "것은" in "which one"
 # Other nouns for "도형" in the shape and count questions (``varied_nouns``): a model that met "도형"
 # only as "the shape of colour X" read the held-out "더 왼쪽에 있는 도형은" as a shape question
-# and answered with a shape in another colour (docs/BENCHMARKS.md, twenty-fifth stop).
+# and answered with a shape in another colour (docs/lab/2026-11-30-vr-proof.md, twenty-fifth stop).
 SHAPE_NOUNS: dict[str, tuple[str, ...]] = {"도형은": ("것은", "물체는"), "도형의": ("것의", "물체의"),
                                            "도형이": ("것이", "물체가")}
 

@@ -14,7 +14,7 @@ from kovr.settings import SettingsError, load_settings
 def _subcommands() -> list[str]:
     parser = build_parser()
     action = next(a for a in parser._actions if a.dest == "command")
-    return sorted(action.choices)  # type: ignore[arg-type]
+    return sorted(action.choices or ())
 
 
 def test_top_level_help_does_not_import_torch() -> None:

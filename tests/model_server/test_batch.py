@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
@@ -109,9 +111,9 @@ def test_prompts_prefilled_together_match_generate_alone(keeps_logits: bool, mon
 
 
 def test_prefill_groups_bound_padding_and_keep_special_prompts_alone() -> None:
-    def job(n: int, **extra: object) -> Job:
+    def job(n: int, **extra: Any) -> Job:
         return Job(prompt_ids=list(range(n)), params=SamplingParams(), max_new_tokens=1, emit=lambda _: None,
-                   **extra)  # type: ignore[arg-type]
+                   **extra)
 
     jobs = [job(10), job(11), job(40), job(9), job(12, prefill_logprobs=True), job(3, prompt_embeds=torch.zeros(3, 4))]
     groups = prefill_groups(jobs)

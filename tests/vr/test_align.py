@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from finetune.vr.build import make_tiny_align_model
-from kovr.modeling.align_config import AlignConfig
+from kovr.modeling.align_config import AlignConfig, TokenSelection
 from kovr.modeling.align_model import AlignModel
 from kovr.modeling.image_prompt import (
     splice_image_embeds,
@@ -41,12 +41,12 @@ def test_projector_factory_builds_known_and_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="Unknown projector type"):
         AlignConfig(projector_type="qformer")
     with pytest.raises(ValueError, match="Unknown token selection"):
-        AlignConfig(token_selection="all")  # type: ignore[arg-type]
+        AlignConfig(token_selection="all")  # type: ignore[arg-type]  # an unknown selection, on purpose
 
 
 @pytest.mark.parametrize(("selection", "expected"), [("patch", 16), ("cls_patch", 17), ("pooled", 1)])
-def test_prefix_length_follows_token_selection(selection: str, expected: int) -> None:
-    model = make_tiny_align_model(24, token_selection=selection)  # type: ignore[arg-type]
+def test_prefix_length_follows_token_selection(selection: TokenSelection, expected: int) -> None:
+    model = make_tiny_align_model(24, token_selection=selection)
     out = model.encode(model.preprocess([_image((200, 0, 0))]))
     assert model.num_prefix_tokens == expected
     assert out.shape == (1, expected, 24)

@@ -194,9 +194,9 @@ def test_without_yes_no_keeps_which_one_and_the_other_types(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("flag", ["reasons_in_pass", "yes_no_in_pass"])
 @pytest.mark.parametrize("size", [{"relation_steps": 10}, {"reasoned": True}])
-def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str, object]) -> None:
+def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"need reasoned answers \(--reasoned-relations\) and a relation pass"):
-        ProofSize(**size, **{flag: True})  # type: ignore[arg-type]
+        ProofSize(**{**size, flag: True})
     option = "--" + flag.replace("_", "-")
     done = subprocess.run([sys.executable, str(BENCH_VR), option, "--relation-steps", "5"],
                           capture_output=True, text=True, timeout=120, check=False)
@@ -204,9 +204,9 @@ def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str
 
 
 @pytest.mark.parametrize("size", [{"relation_passes": 0, "relation_steps": 10}, {"relation_passes": 2}])
-def test_relation_passes_count_from_one_and_need_a_pass(size: dict[str, int]) -> None:
+def test_relation_passes_count_from_one_and_need_a_pass(size: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"--relation-passes"):
-        ProofSize(**size)  # type: ignore[arg-type]
+        ProofSize(**size)
     done = subprocess.run([sys.executable, str(BENCH_VR), "--relation-passes", "2"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "needs a relation pass (--relation-steps)" in done.stderr

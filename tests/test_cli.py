@@ -32,6 +32,16 @@ def test_each_subcommand_has_help(name: str) -> None:
     assert "usage: kovr" in out.stdout
 
 
+def test_the_research_command_is_there_in_a_checkout_and_skipped_where_its_package_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import kovr.cli
+
+    assert "vr-data" in _subcommands()
+    monkeypatch.setattr(kovr.cli, "OPTIONAL_COMMAND_MODULES", ("kovr_absent_research.cli",))  # as in the images
+    assert "vr-data" not in _subcommands() and "model-server" in _subcommands()
+
+
 def test_invalid_settings_fail_with_one_line() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(port=70000)

@@ -116,7 +116,8 @@ def add_lora(model: Any, lora: LoraSection, rt: Runtime) -> Any:
     from peft import LoraConfig, get_peft_model
 
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    unknown = [m for m in lora.target_modules + lora.modules_to_save if m not in names]
+    to_save = [_head_name(model, m) if m in LM_HEAD_NAMES and m not in names else m for m in lora.modules_to_save]
+    unknown = [m for m in lora.target_modules + to_save if m not in names]
     if unknown:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
         raise ValueError(f"lora: the model has no module named {unknown}; linear layers are {linear}")
@@ -126,9 +127,19 @@ def add_lora(model: Any, lora: LoraSection, rt: Runtime) -> Any:
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft takes any number
         lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
-        modules_to_save=list(lora.modules_to_save) or None, bias=lora.bias, task_type="CAUSAL_LM",
+        modules_to_save=to_save or None, bias=lora.bias, task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+# GPT-NeoX's output layer is `embed_out` in transformers 4 and `lm_head` in 5: a config may name either.
+LM_HEAD_NAMES = ("embed_out", "lm_head")
+
+
+def _head_name(model: Any, name: str) -> str:
+    """The model's own name for its output layer when ``name`` is the other version's."""
+    head = model.get_output_embeddings()
+    return next((n.rsplit(".", 1)[-1] for n, m in model.named_modules() if m is head and n), name)
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -126,3 +126,21 @@ def test_a_run_that_stays_non_finite_stops_with_a_clear_error_and_keeps_the_last
     model = torch.nn.Linear(1, 1)
     load_checkpoint(saved, model, torch.optim.SGD(model.parameters(), lr=0.1), None)
     assert torch.equal(model.weight, weights[1]) and torch.isfinite(model.weight).all()
+
+
+@pytest.mark.parametrize("head", ["embed_out", "lm_head"])
+def test_lora_saves_the_output_layer_under_either_transformers_name(head: str) -> None:
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from finetune.modeling import Runtime, add_lora
+    from finetune.yaml_config import LoraSection
+
+    model = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=32))
+    runtime = Runtime(torch.device("cpu"), torch.float32, None, False, "4d")
+    wrapped = add_lora(model, LoraSection(modules_to_save=[head]), runtime)
+    saved = {name for name, _ in wrapped.named_modules() if name.endswith("modules_to_save")}
+    assert len(saved) == 1  # the one output layer, whatever this transformers calls it
+    with pytest.raises(ValueError, match="no module named"):
+        add_lora(GPTNeoXForCausalLM(model.config), LoraSection(modules_to_save=["embed_nowhere"]), runtime)

@@ -141,7 +141,7 @@ def baseline(loaded: LoadedModel, prompts: list[str], max_new: int) -> tuple[int
     with torch.inference_mode():
         for prompt in prompts:
             ids = loaded.tokenizer(prompt, return_tensors="pt")["input_ids"].to(loaded.device)
-            out = loaded.model.generate(  # type: ignore[operator]
+            out = loaded.model.generate(  # type: ignore[operator]  # transformers types generate as a Tensor attribute
                 ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, min_new_tokens=max_new,
                 do_sample=False, eos_token_id=eos, pad_token_id=eos,
             )

@@ -36,7 +36,8 @@ from kovr.settings import Settings, load_settings
 
 QUESTIONS = [
     "한국의 수도는 어디인가요?", "김치찌개 끓이는 방법을 알려 주세요.", "세종대왕은 어떤 일을 했나요?",
-    "건강하게 잠을 잘 자는 방법은?", "파이썬으로 리스트를 정렬하는 법을 알려 주세요.", "봄에 가 볼 만한 곳을 추천해 주세요.",
+    "건강하게 잠을 잘 자는 방법은?", "파이썬으로 리스트를 정렬하는 법을 알려 주세요.",
+    "봄에 가 볼 만한 곳을 추천해 주세요.",
 ]
 
 
@@ -52,7 +53,7 @@ class Sample:
 
 
 def _sse(response: httpx.Response) -> Iterator[tuple[str, str]]:
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in response.iter_lines():
         if not line:
             if data:
@@ -171,7 +172,8 @@ def run(settings: Settings, runs: int, max_new_tokens: int) -> dict[str, Any]:
         "runs": runs, "max_new_tokens": max_new_tokens, "direct": direct_s, "backend": backend_s,
         "added_ttft_ms": backend_s["ttft_ms_median"] - direct_s["ttft_ms_median"],
         "added_ms_per_token": backend_s["ms_per_token_median"] - direct_s["ms_per_token_median"],
-        "machine": f"{platform.machine()}, {platform.system()} {platform.release()}, python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {platform.system()} {platform.release()}, "
+                   f"python {platform.python_version()}",
     }
 
 

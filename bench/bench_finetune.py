@@ -22,18 +22,18 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from finetune.batching import collate, plan_epoch
-from finetune.config import LoraSection, TrainSection, build_config
 from finetune.data import load_records, prepare_examples
+from finetune.finetune_config import DataSection
 from finetune.modeling import Runtime, add_lora, train_tokenizer
 from finetune.objective import every_position_loss, loss_sum
 from finetune.optim import build_optimizer
-from finetune.run_config import DataSection
+from finetune.yaml_config import LoraSection, TrainSection, build_config
 from kovr.prompt import KULLM
 
 SHARED = REPO.parent / "shared" / "data" / "koalpaca_v1.jsonl"
@@ -67,7 +67,7 @@ def build_model(args: argparse.Namespace, tokenizer: Any, device: Any, dtype: An
     attn = "sdpa"
     if args.gpu:
         try:
-            import flash_attn  # noqa: F401
+            import flash_attn  # noqa: F401  # imported only to learn whether it is installed
 
             attn = "flash_attention_2"
         except ImportError:
@@ -90,7 +90,7 @@ def prepare_mode(mode: str, every_position: bool, examples: list[Any], args: arg
     lengths = [len(e) for e in examples]
     plan = plan_epoch(lengths, mode=mode, micro_batch_size=args.micro_batch, max_seq_len=args.max_seq_len,
                       seed=0, epoch=0)
-    mask = rt.mask if mode == "packed" else "2d"
+    mask: Literal["2d", "4d", "varlen"] = rt.mask if mode == "packed" else "2d"
     pad_to = args.max_seq_len if mode == "padded" else None
     batches = [collate(m, examples, pad_id=pad_id, pad_to=pad_to, mask=mask, mask_dtype=rt.dtype) for m in plan]
     real = sum(b.real_tokens for b in batches)
@@ -198,7 +198,8 @@ def main() -> None:
     mean_len = sum(len(e) for e in examples) / len(examples)
     print(f"\nmachine: {machine()}")
     print(f"data: {label}, {len(examples)} examples, mean {mean_len:.0f} tokens, max_seq_len {args.max_seq_len}, "
-          f"micro-batch {args.micro_batch}; model: GPT-NeoX {'1.3B-shaped' if args.gpu else f'{args.layers}x{args.hidden}'}"
+          f"micro-batch {args.micro_batch}; "
+          f"model: GPT-NeoX {'1.3B-shaped' if args.gpu else f'{args.layers}x{args.hidden}'}"
           f" + LoRA r=8 on query_key_value, attention {attn}, {dtype}\n")
     print(f"best of {args.repeats} interleaved passes per mode\n")
     header = "| batching, logits at | micro-batches | padding | seconds | real tokens/s | vs padded |"

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import torch
-from text_generation import AsyncClient  # type: ignore[import-untyped]
+from text_generation import AsyncClient
 
 from kovr.data import load_test_prompts
 from kovr.settings import Settings, load_settings
@@ -94,8 +94,8 @@ def pick_model(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
         return str(settings.demo_model_dir), f"demo model ({settings.demo_model_dir})"
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
-    from model_server.demo_model import DemoConfig
+    from finetune.demo_model import DemoConfig
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     cfg = DemoConfig()
     folder = Path(tempfile.mkdtemp(prefix="kovr-bench-"))
@@ -115,14 +115,14 @@ def random_shaped_model(shape: str, device: str) -> str:
     """Save a random bf16 GPT-NeoX of SHAPES[shape] with a byte-level BPE trained on the test prompts."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     folder = Path(tempfile.mkdtemp(prefix=f"kovr-bench-{shape}-"))
     texts = [p["instruction"] + " " + p["reference"] for p in load_test_prompts()] * 5
     tokenizer = train_byte_level_bpe(texts, vocab_size=2000)
     config = GPTNeoXConfig(**SHAPES[shape], eos_token_id=tokenizer.eos_token_id)
     with torch.device(device):  # initialising 1.3 B weights on a GPU takes seconds, not minutes
-        model = GPTNeoXForCausalLM(config).to(torch.bfloat16)
+        model = GPTNeoXForCausalLM(config).bfloat16()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
@@ -155,7 +155,7 @@ def baseline(loaded: LoadedModel, prompts: list[str], max_new: int) -> tuple[int
     with torch.inference_mode():
         for prompt in prompts:
             ids = loaded.tokenizer(prompt, return_tensors="pt")["input_ids"].to(loaded.device)
-            out = loaded.model.generate(  # type: ignore[operator]
+            out = loaded.model.generate(  # type: ignore[operator]  # transformers types generate as a Tensor attribute
                 ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, min_new_tokens=max_new,
                 do_sample=False, eos_token_id=eos, pad_token_id=eos,
             )
@@ -232,7 +232,8 @@ def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = names[0] if names else cpu
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     gpu = f"{torch.cuda.get_device_name(0)}, " if torch.cuda.is_available() else ""
@@ -258,7 +259,7 @@ def image_prompts(prompts: list[str], every: int = 2) -> list[str]:
     """Every `every`-th prompt gets a distinct random image in front (TGI markdown, data URI)."""
     from PIL import Image
 
-    from model_server.align import encode_data_uri
+    from kovr.modeling.images import encode_data_uri
 
     out = []
     for i, prompt in enumerate(prompts):
@@ -273,7 +274,7 @@ def image_prompts(prompts: list[str], every: int = 2) -> list[str]:
 
 def tiny_align_checkpoint(loaded: LoadedModel, source: str) -> str:
     """A tiny random align model projecting into the served model's width: image turns cost a 16-vector prefix."""
-    from model_server.align import make_tiny_align_model
+    from finetune.vr.build import make_tiny_align_model
 
     folder = Path(tempfile.mkdtemp(prefix="kovr-bench-vr-"))
     hidden = int(loaded.model.get_input_embeddings().weight.shape[1])  # type: ignore[index]
@@ -423,7 +424,8 @@ def write_section(model: str, where: str, max_new: int, table: str, *, gpu: bool
     body = (
         f"## {section}\n\n"
         f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n\n"
-        f"- Model: {model}\n- Machine: {where}\n- Greedy, max_new_tokens={max_new}, prompts: kovr/data/test_prompts.jsonl "
+        f"- Model: {model}\n- Machine: {where}\n- Greedy, max_new_tokens={max_new}, "
+        "prompts: kovr/data/test_prompts.jsonl "
         "rendered with the model's template; EOS is masked on both sides (HF `min_new_tokens`, the server's "
         "`KOVR_IGNORE_EOS`), so every request decodes exactly max_new_tokens and both generate the same tokens.\n\n"
         f"{table}\n\n{notes}\n"

@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 from finetune.modeling import train_tokenizer
 from finetune.vr.data import encode, encode_many, load_vqa
-from finetune.vr.synthetic import generate
 from kovr.prompt import KULLM
+from research.vr.synthetic import generate
 
 
 def main() -> None:

@@ -32,15 +32,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.bench_finetune import POLYGLOT_1_3B, machine
-from finetune.config import load_config
 from finetune.metrics import METRICS_FILE, read_metrics
 from finetune.modeling import train_tokenizer
-from finetune.vr.config import VRConfig
+from finetune.vr.config import CONFIGS, VRConfig
 from finetune.vr.data import load_captions, load_vqa
-from finetune.vr.proof import CONFIGS
-from finetune.vr.synthetic import generate
 from finetune.vr.train import run_finetune_vr
+from finetune.yaml_config import load_config
 from kovr.prompt import get_template
+from research.vr.synthetic import generate
 
 # openai/clip-vit-base-patch16's vision tower: 196 patch tokens per 224 px image.
 CLIP_B_16 = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -148,17 +147,17 @@ def main() -> int:
     common = [f"data.dir={data}", f"train.max_steps={steps}", "train.log_every=1", "train.progress_bar=false",
               "train.save_every=null", "data.eval_max=0", "vision.feature_cache=0", f"vision.encoder={vision}"]
     if args.small:
-        common += ["run.device=cpu", "run.torch_threads=2", "train.precision=fp32", "train.gradient_checkpointing=false",
-                   "train.micro_batch_size=4", "lora.r=8", "lora.alpha=16"]
+        common += ["run.device=cpu", "run.torch_threads=2", "train.precision=fp32",
+                   "train.gradient_checkpointing=false", "train.micro_batch_size=4", "lora.r=8", "lora.alpha=16"]
     common += args.overrides
     stage1_dir = work / "stage1"
-    runs = [run_stage("stage 1 (projector)", STAGE1, common + [f"run.output_dir={stage1_dir}",
-                                                               f"language_model.name_or_path={lm}"], warmup, cuda)]
-    stage2 = common + [f"init_from={stage1_dir / 'align'}", "language_model.save=adapter"]
-    runs.append(run_stage("stage 2 (projector + LoRA)", STAGE2, stage2 + [f"run.output_dir={work / 'stage2'}"],
+    stage1 = [*common, f"run.output_dir={stage1_dir}", f"language_model.name_or_path={lm}"]
+    runs = [run_stage("stage 1 (projector)", STAGE1, stage1, warmup, cuda)]
+    stage2 = [*common, f"init_from={stage1_dir / 'align'}", "language_model.save=adapter"]
+    runs.append(run_stage("stage 2 (projector + LoRA)", STAGE2, [*stage2, f"run.output_dir={work / 'stage2'}"],
                           warmup, cuda))
     runs.append(run_stage("stage 2, text-only baseline", STAGE2,
-                          stage2 + [f"run.output_dir={work / 'text'}", "data.images=false"], warmup, cuda))
+                          [*stage2, f"run.output_dir={work / 'text'}", "data.images=false"], warmup, cuda))
     print_table(runs, steps, warmup, vision_shape, lm_shape)
     print(f"total {time.perf_counter() - started:.0f} s (data, random models, three runs)")
     if args.json:

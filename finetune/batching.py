@@ -89,7 +89,9 @@ class Batch:
     keys: tuple[int, ...]  # example keys, in order (data-order checks)
 
     def to(self, device: Any) -> Batch:
-        move = (lambda t: t.to(device, non_blocking=True) if t is not None else None)
+        def move(t: Any) -> Any:
+            return t.to(device, non_blocking=True) if t is not None else None
+
         return Batch(move(self.input_ids), move(self.labels), move(self.position_ids),
                      move(self.attention_mask), self.real_tokens, self.loss_tokens, self.keys)
 

@@ -1,4 +1,4 @@
-"""`kovr finetune` and `kovr merge` (torch and transformers load inside the handlers only)."""
+"""`kovr finetune`, `kovr merge` and `kovr demo-model` (torch and transformers load inside the handlers only)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this package's subcommands to the `kovr` parser."""
     ft = sub.add_parser(
         "finetune",
@@ -36,6 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     mg.add_argument("--no-check", action="store_true", help="logits 비교 생략 (skip the equivalence check)")
     mg.set_defaults(func=merge_command)
 
+    demo = sub.add_parser(
+        "demo-model",
+        help="작은 한국어 데모 모델 만들기 (build the small Korean demo model on CPU)",
+        description="Train a byte-level BPE tokenizer and a small GPT-NeoX on Korean instructions "
+        "(the repository's own set, plus ../shared/data when present) within a few minutes on CPU.",
+    )
+    demo.add_argument("--output", type=Path, help="folder to write (default DATA_DIR/models/demo)")
+    demo.add_argument("--data-dir", type=Path, help="default ~/.local/share/kovr")
+    demo.add_argument("--minutes", type=float, default=4.5, help="time budget for the whole build (default 4.5)")
+    demo.add_argument("--no-shared-data", action="store_true", help="use only the repository's own Korean set")
+    demo.set_defaults(func=cmd_demo_model)
+
 
 def _fail(message: str) -> int:
     print(f"kovr: {message}", file=sys.stderr)
@@ -43,9 +55,9 @@ def _fail(message: str) -> int:
 
 
 def finetune_command(args: argparse.Namespace) -> int:
-    from finetune.config import ConfigError, load_config
-    from finetune.run_config import FinetuneConfig
+    from finetune.finetune_config import FinetuneConfig
     from finetune.sources import DataError
+    from finetune.yaml_config import ConfigError, load_config
 
     try:
         cfg = load_config(FinetuneConfig, args.config, args.overrides)
@@ -83,4 +95,20 @@ def merge_command(args: argparse.Namespace) -> int:
         if diff is not None else ""
     )
     print(f"병합 완료 (merged): {args.output}{checked}")
+    return 0
+
+
+def cmd_demo_model(args: argparse.Namespace) -> int:
+    from finetune.demo_model import DemoConfig, build_demo_model
+    from kovr.settings import load_settings
+
+    settings = load_settings(**({"data_dir": args.data_dir} if args.data_dir is not None else {}))
+    output = args.output or settings.demo_model_dir
+    shared = None if args.no_shared_data else settings.shared_data_dir
+    meta = build_demo_model(output, shared_data_dir=shared, config=DemoConfig(time_budget_s=args.minutes * 60))
+    print(f"데모 모델 저장됨 (demo model saved): {output}")
+    print(f"held-out loss {meta['heldout_loss']} (perplexity {meta['heldout_perplexity']}), "
+          f"{meta['train_steps']} steps")
+    for sample in meta["samples"]:
+        print(f"  Q: {sample['instruction']}\n  A: {sample['answer']}")
     return 0

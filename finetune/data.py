@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from finetune.cleaning import Deduper, Record, clean_rows
-from finetune.run_config import DataSection
+from finetune.finetune_config import DataSection
 from finetune.sources import DataError, read_source
 from kovr.prompt import PromptTemplate
 
@@ -130,7 +130,7 @@ def encode_records(
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no EOS token; set one before training")
-    return [(p, r + [eos]) for p, r in zip(p_ids, r_ids)]
+    return [(p, [*r, eos]) for p, r in zip(p_ids, r_ids, strict=True)]
 
 
 def make_example(prompt: list[int], response: list[int], source: str, key: int) -> Example:

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from finetune.checkpoint import TrainState, checkpoint_dir, save_checkpoint
-from finetune.config import TrainSection
 from finetune.metrics import METRICS_FILE, MetricsLog, Progress
+from finetune.yaml_config import TrainSection
 
 B = TypeVar("B")
 TRAIN_SECONDS = "train_seconds"  # in TrainState.extra: optimizer-step time over every run of the training
@@ -57,6 +57,9 @@ class LoopSpec(Generic[B]):
     # Called after every optimizer step with the state and the step's log record (tests use it to
     # interrupt a run: a KeyboardInterrupt anywhere saves a checkpoint of the last completed step).
     on_step: Callable[[TrainState, dict[str, Any]], None] | None = None
+    # Asked after every optimizer step; True ends the run there without a checkpoint (the demo
+    # model trains for a time budget, not a number of steps).
+    should_stop: Callable[[TrainState], bool] | None = None
     autocast_dtype: Any | None = None  # torch.bfloat16 on GPU; None: no autocast
     fingerprint_fn: Callable[[B], str] | None = None  # logs which data each step saw
 
@@ -187,6 +190,8 @@ def _run_steps(
         _maybe_eval_and_save(spec, state, log, bar)
         if spec.on_step is not None:
             spec.on_step(state, record)
+        if spec.should_stop is not None and spec.should_stop(state):
+            return
 
 
 def _skipped(spec: LoopSpec[Any], state: TrainState, bar: Progress, bad: int) -> int:

@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from finetune.config import ConfigError, load_config
-from finetune.run_config import FinetuneConfig
+from finetune.finetune_config import FinetuneConfig
+from finetune.yaml_config import ConfigError, load_config
 from kovr.prompt import load_template
 
 MODEL_INFO_FILE = "kovr_model.json"
@@ -62,7 +62,7 @@ def _logits(model: Any, batches: list[Any]) -> list[Any]:
 
 def compare_logits(before: list[Any], after: list[Any]) -> tuple[float, float]:
     """(max absolute difference, that difference relative to the largest logit)."""
-    diff = max(float((a - b).abs().max()) for a, b in zip(before, after))
+    diff = max(float((a - b).abs().max()) for a, b in zip(before, after, strict=True))
     scale = max(float(a.abs().max()) for a in before)
     return diff, diff / max(scale, 1e-6)
 

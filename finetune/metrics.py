@@ -154,9 +154,9 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str =
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if train:
-        ax.plot(*zip(*train), label="train loss", linewidth=1.2)
+        ax.plot(*zip(*train, strict=True), label="train loss", linewidth=1.2)
     if heldout:
-        ax.plot(*zip(*heldout), "o-", label="held-out loss", linewidth=1.2)
+        ax.plot(*zip(*heldout, strict=True), "o-", label="held-out loss", linewidth=1.2)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(title)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from finetune.config import LoraSection, TrainSection
-from finetune.run_config import ModelSection, TinyModelSection
+from finetune.finetune_config import ModelSection, TinyModelSection
+from finetune.yaml_config import LoraSection, TrainSection
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -21,7 +21,7 @@ class Runtime:
     dtype: Any  # weights of the base model
     autocast: Any | None  # autocast dtype (bf16 on GPU) or None
     gradient_checkpointing: bool
-    mask: str  # "4d" or "varlen" for packed rows
+    mask: Literal["4d", "varlen"]  # for packed rows
 
 
 def resolve_runtime(device: str, train: TrainSection, attn: str) -> Runtime:
@@ -38,7 +38,7 @@ def resolve_runtime(device: str, train: TrainSection, attn: str) -> Runtime:
     checkpointing = train.gradient_checkpointing
     if checkpointing == "auto":
         checkpointing = device == "cuda"
-    mask = "varlen" if attn == "flash_attention_2" else "4d"
+    mask: Literal["4d", "varlen"] = "varlen" if attn == "flash_attention_2" else "4d"
     return Runtime(torch.device(device), dtype, dtype if dtype != torch.float32 else None, bool(checkpointing), mask)
 
 
@@ -47,7 +47,7 @@ def resolve_attn(cfg: ModelSection, device: str) -> str:
         return cfg.attn_implementation
     if device == "cuda":
         try:
-            import flash_attn  # noqa: F401
+            import flash_attn  # noqa: F401  # imported only to learn whether it is installed
 
             return "flash_attention_2"
         except ImportError:
@@ -61,7 +61,7 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     model_server's trainer, with every merge kept (min_frequency 0) and finetune's pad token, so
     tiny runs keep the vocabularies they were measured with.
     """
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     return train_byte_level_bpe(texts, vocab_size, min_frequency=0, pad=PAD_TOKEN)
 
@@ -116,7 +116,8 @@ def add_lora(model: Any, lora: LoraSection, rt: Runtime) -> Any:
     from peft import LoraConfig, get_peft_model
 
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    unknown = [m for m in lora.target_modules + lora.modules_to_save if m not in names]
+    to_save = [_head_name(model, m) if m in LM_HEAD_NAMES and m not in names else m for m in lora.modules_to_save]
+    unknown = [m for m in lora.target_modules + to_save if m not in names]
     if unknown:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
         raise ValueError(f"lora: the model has no module named {unknown}; linear layers are {linear}")
@@ -126,9 +127,19 @@ def add_lora(model: Any, lora: LoraSection, rt: Runtime) -> Any:
     config = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft takes any number
         lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
-        modules_to_save=list(lora.modules_to_save) or None, bias=lora.bias, task_type="CAUSAL_LM",
+        modules_to_save=to_save or None, bias=lora.bias, task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+# GPT-NeoX's output layer is `embed_out` in transformers 4 and `lm_head` in 5: a config may name either.
+LM_HEAD_NAMES = ("embed_out", "lm_head")
+
+
+def _head_name(model: Any, name: str) -> str:
+    """The model's own name for its output layer when ``name`` is the other version's."""
+    head = model.get_output_embeddings()
+    return next((n.rsplit(".", 1)[-1] for n, m in model.named_modules() if m is head and n), name)
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

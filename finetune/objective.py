@@ -2,7 +2,7 @@
 
 The LM head runs only at the positions that predict a response token (``logits_to_keep``): the
 prompt's logits were computed and thrown away, and at a small vocabulary or a long prompt they are
-a large share of a step (docs/BENCHMARKS.md, "Logits only where the loss is").
+a large share of a step (docs/lab/2026-11-30-finetune-throughput.md, "Logits only where the loss is").
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from finetune.config import TrainSection
+from finetune.yaml_config import TrainSection
 
 
 def lr_factor(step: int, *, kind: str, warmup: int, total: int, min_ratio: float = 0.0) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.run_config import SourceSpec
+from finetune.finetune_config import SourceSpec
 
 
 class DataError(ValueError):
@@ -114,7 +114,7 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+    except Exception as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc.__class__.__name__}: {exc})") from None
     for index, item in enumerate(table.to_pylist()):
         yield RawRow(str(path), f"{path}#row{index + 1}", item)
@@ -127,7 +127,7 @@ def _read_hub(spec: SourceSpec) -> Iterator[RawRow]:
         import datasets
 
         ds = datasets.load_dataset(spec.name, split=spec.split, revision=spec.revision)
-    except Exception as exc:  # noqa: BLE001 - network, auth, missing split: all become one clear line
+    except Exception as exc:
         raise DataError(
             f"{spec.name}: could not load split {spec.split!r} from the Hugging Face hub "
             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "

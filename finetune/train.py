@@ -23,9 +23,9 @@ from typing import Any
 
 from finetune.batching import MicroBatch, collate, plan_epoch
 from finetune.checkpoint import TrainState, find_latest_checkpoint, load_checkpoint
-from finetune.config import ConfigError, config_to_dict, save_config
 from finetune.data import IGNORE, Example, PreparedData, load_records, prepare_examples
 from finetune.evaluate import answer_prompts, heldout_loss, with_chat_metrics, write_answers
+from finetune.finetune_config import FinetuneConfig
 from finetune.loop import LoopSpec, train_loop
 from finetune.metrics import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 from finetune.modeling import (
@@ -41,7 +41,7 @@ from finetune.modeling import (
     train_tokenizer,
 )
 from finetune.optim import build_optimizer, build_scheduler
-from finetune.run_config import FinetuneConfig
+from finetune.yaml_config import ConfigError, config_to_dict, save_config
 from kovr.prompt import get_template
 
 ADAPTER_DIR = "adapter"
@@ -243,7 +243,7 @@ def run_finetune(
 def _collate_train(micro: MicroBatch, examples: list[Example], cfg: FinetuneConfig, pad_id: int, rt: Runtime) -> Any:
     mode = cfg.data.batching
     if mode == "packed":
-        return collate(micro, examples, pad_id=pad_id, mask=rt.mask, mask_dtype=rt.dtype)  # type: ignore[arg-type]
+        return collate(micro, examples, pad_id=pad_id, mask=rt.mask, mask_dtype=rt.dtype)
     pad_to = cfg.data.max_seq_len if mode == "padded" else None
     return collate(micro, examples, pad_id=pad_id, pad_to=pad_to, mask="2d")
 

@@ -7,24 +7,31 @@ Subcommand modules keep heavy imports (torch, transformers) inside their handler
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from kovr import __version__
 from kovr.settings import Settings, SettingsError, load_settings
 
-# Modules that expose `register(subparsers)`; order is the order in `kovr --help`.
-COMMAND_MODULES = (
-    "backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli", "evalchat.cli",
-)
+# Modules that expose `register(subparsers)`; order is the order in `kovr --help`. This is the one
+# place that names every package (by string, loaded here): the composition root of the command.
+COMMAND_MODULES = ("backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli", "evalchat.cli")
+# Registered when their package is there: a source checkout has research/, the images (docker/) do not.
+OPTIONAL_COMMAND_MODULES = ("research.vr.cli",)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kovr", description="KoVR: 한국어 LLM 채팅 (Korean LLM chat)")
     parser.add_argument("--version", action="version", version=f"kovr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        module = __import__(module_name, fromlist=["register"])
+    for module_name in COMMAND_MODULES + OPTIONAL_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if module_name not in OPTIONAL_COMMAND_MODULES or exc.name != module_name.split(".")[0]:
+                raise
+            continue
         module.register(sub)
     return parser
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 TEMPLATE_FILE = "prompt_template.json"
 
@@ -50,7 +51,7 @@ class PromptTemplate:
             return self.render(last.user, last.input)
         first = self.render(history[0].user, history[0].input) + (history[0].assistant or "")
         blocks = [first]
-        for turn in history[1:] + [last]:
+        for turn in [*history[1:], last]:
             body = self._block(turn)
             blocks.append(body + (turn.assistant or ""))
         return "\n\n".join(blocks)
@@ -76,10 +77,10 @@ class PromptTemplate:
         return path
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> PromptTemplate:
+    def from_json(cls, data: dict[str, Any]) -> PromptTemplate:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        known["stop"] = tuple(known.get("stop", ()))  # type: ignore[arg-type]
-        return cls(**known)  # type: ignore[arg-type]
+        known["stop"] = tuple(known.get("stop", ()))
+        return cls(**known)
 
 
 _KULLM_HEADER_INPUT = (

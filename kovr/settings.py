@@ -10,7 +10,7 @@ import ipaddress
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -138,7 +138,9 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ValueError(f"{entry!r} is not an IP address or network (e.g. 172.18.0.1 or 172.16.0.0/12)") from None
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 172.18.0.1 or 172.16.0.0/12)"
+                ) from None
         return ",".join(entries)
 
     @model_validator(mode="after")
@@ -169,10 +171,10 @@ class Settings(BaseSettings):
         return self.models_dir / "demo"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build the settings once; invalid values become one clear line instead of a traceback."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"KOVR_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"

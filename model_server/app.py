@@ -140,6 +140,12 @@ def _service(request: Request) -> ModelService:
     return service
 
 
+def _upstream(request: Request) -> Upstream:
+    """The TGI that serves when no local model is loaded (create_model_app has one or the other)."""
+    upstream: Upstream = request.app.state.upstream
+    return upstream
+
+
 def _forward_target(request: Request, body: GenerateRequest) -> Upstream | None:
     upstream: Upstream | None = request.app.state.upstream
     if upstream is None or has_images(body.inputs):
@@ -254,24 +260,24 @@ def _add_info_routes(app: FastAPI) -> None:
             if service.engine.alive:
                 return Response(status_code=200)
             return error(503, "unhealthy", "healthcheck")
-        return await request.app.state.upstream.forward("GET", "/health")
+        return await _upstream(request).forward("GET", "/health")
 
     @app.post("/tokenize")
     async def tokenize(request: Request) -> Response:
         body, raw = await _read_body(request, GenerateRequest)
         service: ModelService | None = request.app.state.service
         if service is None:
-            return await request.app.state.upstream.forward("POST", "/tokenize", raw)
+            return await _upstream(request).forward("POST", "/tokenize", raw)
         if not body.inputs:
             raise WireValidationError("`inputs` cannot be empty")
         tokens = await asyncio.to_thread(service.tokenize, body.inputs)
         return JSONResponse([t.model_dump() for t in tokens])
 
     @app.get("/metrics")
-    async def metrics(request: Request) -> PlainTextResponse:
+    async def metrics(request: Request) -> Response:
         service: ModelService | None = request.app.state.service
         if service is None:
-            return await request.app.state.upstream.forward("GET", "/metrics")  # type: ignore[return-value]
+            return await _upstream(request).forward("GET", "/metrics")
         return PlainTextResponse(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
@@ -104,19 +106,19 @@ def prefill_batch(model: PreTrainedModel, prompts: list[torch.Tensor]) -> list[P
 
 def _keeps_logits(model: PreTrainedModel) -> bool:
     """Whether the model can compute logits for chosen positions only (most transformers LMs can)."""
-    return _forward_takes(type(model), "logits_to_keep")
+    return _forward_takes(type(model).forward, "logits_to_keep")
 
 
 @functools.cache
-def _forward_takes(model_class: type, name: str) -> bool:
-    return name in inspect.signature(model_class.forward).parameters
+def _forward_takes(forward: Callable[..., Any], name: str) -> bool:
+    return name in inspect.signature(forward).parameters
 
 
 class _BufferLayer(DynamicLayer):
     """A cache layer whose keys/values are views into a buffer [B, heads, capacity, dim] that grows by doubling."""
 
     def __init__(self, k_buffer: torch.Tensor, v_buffer: torch.Tensor, length: int) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # transformers' DynamicLayer.__init__ has no annotations
         self._k, self._v, self._length = k_buffer, v_buffer, length
         self.dtype, self.device, self.is_initialized = k_buffer.dtype, k_buffer.device, True
         self._sync()
@@ -131,12 +133,13 @@ class _BufferLayer(DynamicLayer):
         self.values = self._v[:, :, : self._length]
 
     def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, cache_kwargs: dict | None = None
+        self, key_states: torch.Tensor, value_states: torch.Tensor, cache_kwargs: dict[str, Any] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self._length + key_states.shape[-2]
         if end > self._k.shape[2]:
             spare = max(64, self._k.shape[2])
-            self._k, self._v = _stack([self.keys], spare), _stack([self.values], spare)
+            keys, values = self._k[:, :, : self._length], self._v[:, :, : self._length]
+            self._k, self._v = _stack([keys], spare), _stack([values], spare)
         self._k[:, :, self._length : end] = key_states
         self._v[:, :, self._length : end] = value_states
         self._length = end
@@ -217,7 +220,8 @@ class BatchCache:
             past_key_values=self.cache,
             use_cache=True,
         )
-        return out.logits[:, -1].float()
+        logits: torch.Tensor = out.logits[:, -1].float()
+        return logits
 
 
 def _additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -6,8 +6,9 @@ import logging
 
 import torch
 
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.language_model import language_model_source
 from kovr.settings import Settings
-from model_server.align import AlignModel, language_model_source
 from model_server.engine import Engine, KVCache
 from model_server.loading import LoadedModel, load_model
 from model_server.metrics import ServerMetrics
@@ -35,6 +36,7 @@ def load_for_settings(settings: Settings) -> tuple[LoadedModel, AlignModel | Non
     else:
         loaded = load_model(settings)
     align = AlignModel.from_checkpoint(checkpoint, device=loaded.device, dtype=loaded.dtype)
+    # Ignored [index]: torch types a module's attribute as Tensor | Module; this one is the embedding weight.
     hidden = int(loaded.model.get_input_embeddings().weight.shape[1])  # type: ignore[index]
     if align.config.lm_hidden != hidden:
         raise ValueError(

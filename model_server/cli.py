@@ -1,4 +1,4 @@
-"""Subcommands of `kovr` that belong to this package: model-server, demo-model.
+"""The `kovr model-server` subcommand (the demo model is built by `kovr demo-model`, in finetune).
 
 Heavy imports (torch, transformers, uvicorn) stay inside the handlers so `kovr --help` is fast.
 """
@@ -25,7 +25,7 @@ _OPTIONS = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this package's subcommands to the `kovr` parser."""
     serve = sub.add_parser(
         "model-server",
@@ -42,18 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default auto (KOVR_DEVICE)")
     serve.add_argument("--data-dir", type=Path, help="where the demo model lives (default ~/.local/share/kovr)")
     serve.set_defaults(func=cmd_model_server)
-
-    demo = sub.add_parser(
-        "demo-model",
-        help="작은 한국어 데모 모델 만들기 (build the small Korean demo model on CPU)",
-        description="Train a byte-level BPE tokenizer and a small GPT-NeoX on Korean instructions "
-        "(the repository's own set, plus ../shared/data when present) within a few minutes on CPU.",
-    )
-    demo.add_argument("--output", type=Path, help="folder to write (default DATA_DIR/models/demo)")
-    demo.add_argument("--data-dir", type=Path, help="default ~/.local/share/kovr")
-    demo.add_argument("--minutes", type=float, default=4.5, help="time budget for the whole build (default 4.5)")
-    demo.add_argument("--no-shared-data", action="store_true", help="use only the repository's own Korean set")
-    demo.set_defaults(func=cmd_demo_model)
 
 
 def settings_from_options(args: argparse.Namespace) -> Settings:
@@ -82,18 +70,4 @@ def cmd_model_server(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_model_app(settings)
     uvicorn.run(app, host=settings.model_server_host, port=settings.model_server_port, log_level="info")
-    return 0
-
-
-def cmd_demo_model(args: argparse.Namespace) -> int:
-    from model_server.demo_model import DemoConfig, build_demo_model
-
-    settings = settings_from_options(args)
-    output = args.output or settings.demo_model_dir
-    shared = None if args.no_shared_data else settings.shared_data_dir
-    meta = build_demo_model(output, shared_data_dir=shared, config=DemoConfig(time_budget_s=args.minutes * 60))
-    print(f"데모 모델 저장됨 (demo model saved): {output}")
-    print(f"held-out loss {meta['heldout_loss']} (perplexity {meta['heldout_perplexity']}), {meta['train_steps']} steps")
-    for sample in meta["samples"]:  # type: ignore[attr-defined]
-        print(f"  Q: {sample['instruction']}\n  A: {sample['answer']}")
     return 0

@@ -3,7 +3,8 @@
 The engine deals only in token ids. Here each generated id becomes the text it adds. A byte-level
 BPE can split one Hangul syllable (3 UTF-8 bytes) across tokens; while the decoded text ends in
 an incomplete sequence (shown by the tokenizer as U+FFFD) the token's text is "" and the text is
-released with the token that completes it; bytes that never form a character are dropped. Stop sequences are held back the same way, so the
+released with the token that completes it; bytes that never form a character are dropped. Stop
+sequences are held back the same way, so the
 concatenated stream always equals the final generated_text exactly.
 """
 

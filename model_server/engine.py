@@ -15,6 +15,7 @@ its slot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -90,10 +91,8 @@ def async_sink(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event]) -> 
     """An `emit` callable that hands events from the worker thread to an asyncio queue."""
 
     def emit(event: Event) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closed: the consumer is gone
             loop.call_soon_threadsafe(queue.put_nowait, event)
-        except RuntimeError:  # loop closed: the consumer is gone
-            pass
 
     return emit
 

@@ -1,9 +1,10 @@
 """`ModelServerProcess`: the model server as a child process of `kovr serve`.
 
-Builds the demo model first when no model is configured and it is missing (with a progress bar),
-starts `python -m kovr model-server` on a free loopback port, waits until /health answers, and
-stops the child on exit. The child gets the parent's model_server settings as KOVR_* variables,
-so both processes agree on limits even when the parent's settings came from the command line.
+Builds the demo model first when no model is configured and it is missing (through `kovr demo-model`,
+whose progress bar shows; model_server never imports the trainer), starts `python -m kovr model-server`
+on a free loopback port, waits until /health answers, and stops the child on exit. The child gets the
+parent's model_server settings as KOVR_* variables, so both processes agree on limits even when the
+parent's settings came from the command line.
 
 Supervised: a child that exits on its own (a crash, an OOM kill, `kill -9`) is started again on
 the same port after a backoff (1 s, doubling to 30 s), with a log line each time; meanwhile
@@ -21,16 +22,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 import httpx
 
 from kovr.processes import preexec_die_with_parent
 from kovr.settings import Settings
-
-if TYPE_CHECKING:
-    from model_server.demo_model import DemoConfig
 
 # Settings the child must see exactly as the parent has them.
 _FORWARDED = (
@@ -57,10 +56,11 @@ class ModelServerProcess:
         *,
         host: str = "127.0.0.1",
         startup_timeout_s: float = 600.0,
-        demo_config: DemoConfig | None = None,
+        build_demo: Callable[[Settings], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.demo_config = demo_config
+        # How a missing demo model is built; default: `kovr demo-model` as a child process.
+        self.build_demo = build_demo or _build_demo_with_cli
         self.host = host
         self.port = _free_port(host)
         self.startup_timeout_s = startup_timeout_s
@@ -93,14 +93,14 @@ class ModelServerProcess:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "kovr", "model-server", "--host", self.host, "--port", str(self.port)],
             env={**os.environ, **self._child_env()},
-            preexec_fn=preexec_die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - one prctl call (kovr/processes.py)
+            preexec_fn=preexec_die_with_parent(signal.SIGTERM),
         )
 
     def _supervise(self, started: threading.Event, failure: list[BaseException]) -> None:
         try:
             self._spawn()
             self._wait_healthy()
-        except BaseException as exc:  # noqa: BLE001 - handed to __enter__, which raises it
+        except BaseException as exc:
             failure.append(exc)
             started.set()
             return
@@ -139,13 +139,8 @@ class ModelServerProcess:
         s = self.settings
         if s.model or s.vr_checkpoint or s.tgi_upstream_url or (s.demo_model_dir / "config.json").is_file():
             return
-        from model_server.demo_model import DemoConfig, build_demo_model
-
         print(f"데모 모델이 없어 새로 만듭니다 (building the demo model into {s.demo_model_dir}) ...", file=sys.stderr)
-        build_demo_model(
-            s.demo_model_dir, shared_data_dir=s.shared_data_dir, config=self.demo_config or DemoConfig(),
-            log=lambda m: print(m, file=sys.stderr),
-        )
+        self.build_demo(s)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -182,6 +177,16 @@ class ModelServerProcess:
                 pass
             time.sleep(0.25)
         raise ModelServerError(f"model server not healthy after {self.startup_timeout_s:.0f} s at {self.url}")
+
+
+def _build_demo_with_cli(settings: Settings) -> None:
+    """`kovr demo-model` into the settings' demo folder; its report goes to stderr with the progress bar."""
+    command = [sys.executable, "-m", "kovr", "demo-model", "--output", str(settings.demo_model_dir),
+               "--data-dir", str(settings.data_dir)]
+    env = {**os.environ, "KOVR_SHARED_DATA_DIR": str(settings.shared_data_dir)}
+    done = subprocess.run(command, env=env, stdout=2, check=False)  # fd 2: the parent's stderr
+    if done.returncode != 0:
+        raise ModelServerError(f"kovr demo-model exited with code {done.returncode}")
 
 
 def _free_port(host: str) -> int:

@@ -14,10 +14,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from kovr.modeling import META_FILE
 from kovr.prompt import PromptTemplate, load_template
 from kovr.settings import Settings
-
-META_FILE = "kovr_model.json"
 
 
 class ModelNotFoundError(RuntimeError):
@@ -68,7 +67,7 @@ def _avoid_cudnn_attention() -> None:
     Recent torch prefers cuDNN attention on Hopper, and cuDNN builds an execution plan for every new
     shape. Decoding meets a new key length at every step (and the batch cache's widths change as rows
     come and go), so a plan is hardly ever reused. On an H200, turning it off made one stream decode
-    6.7x faster (59.5 against 8.9 tokens/s; docs/BENCHMARKS.md, GPU section).
+    6.7x faster (59.5 against 8.9 tokens/s; docs/lab/2026-11-27-model-server.md).
     """
     torch.backends.cuda.enable_cudnn_sdp(False)
 
@@ -115,6 +114,7 @@ def _apply_adapter(model: PreTrainedModel, adapter: str, *, merge: bool) -> PreT
     from peft import PeftModel  # heavy; only when an adapter is configured
 
     wrapped = PeftModel.from_pretrained(model, adapter)
+    # Ignored [return-value]: unmerged, the peft wrapper stands in for the model (same forward, generate).
     return wrapped.merge_and_unload() if merge else wrapped  # type: ignore[return-value]
 
 

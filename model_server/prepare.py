@@ -11,20 +11,17 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.image_prompt import splice_image_embeds, split_prompt, tokenize_with_images
+from kovr.modeling.images import decode_data_uri
 from kovr.settings import Settings
-from model_server.align import (
-    AlignModel,
-    decode_data_uri,
-    splice_image_embeds,
-    split_prompt,
-    tokenize_with_images,
-)
 from model_server.loading import LoadedModel
 from model_server.sampling import SamplingParams
 from model_server.wire import GenerateParameters, WireValidationError, check_input_length, check_limits
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
-NO_IMAGES = "images are not supported: 이 모델 서버는 이미지를 지원하지 않습니다 (no vision-align checkpoint configured)"
+NO_IMAGES = ("images are not supported: 이 모델 서버는 이미지를 지원하지 않습니다 "
+             "(no vision-align checkpoint configured)")
 
 
 @dataclass

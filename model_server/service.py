@@ -12,8 +12,8 @@ import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+from kovr.modeling.align_model import AlignModel
 from kovr.settings import Settings
-from model_server.align import AlignModel
 from model_server.engine import Engine, ErrorEvent, Event, Job, PrefillEvent, TokenEvent, async_sink
 from model_server.loading import LoadedModel
 from model_server.metrics import ServerMetrics
@@ -114,8 +114,8 @@ class ModelService:
 
     async def generate(self, sub: Submitted) -> GenerateResponse:
         last: StreamResponse | None = None
-        async for last in self.events(sub):
-            pass
+        async for event in self.events(sub):
+            last = event
         assert last is not None and last.generated_text is not None
         details = None
         if sub.params.details or sub.params.decoder_input_details:

@@ -29,7 +29,8 @@ class Upstream:
             upstream = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             return JSONResponse(
-                {"error": f"Request failed during generation: upstream TGI unreachable ({exc})", "error_type": "generation"},
+                {"error": f"Request failed during generation: upstream TGI unreachable ({exc})",
+                 "error_type": "generation"},
                 status_code=424,
             )
         headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _DROP_HEADERS}

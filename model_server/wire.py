@@ -8,7 +8,7 @@ unchanged against model_server. Range checks that need the served model's limits
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -156,7 +156,7 @@ class CompatGenerateRequest(GenerateRequest):
     stream: bool = False
 
 
-class FinishReason(str, Enum):
+class FinishReason(StrEnum):
     length = "length"
     eos_token = "eos_token"
     stop_sequence = "stop_sequence"

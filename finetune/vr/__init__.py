@@ -1,1 +1,1 @@
-"""Vision-align (visual reasoning) training: synthetic data, stages 1 and 2, evaluation."""
+"""Vision-align (visual reasoning) training: VQA/caption data, stages 1 and 2, evaluation."""

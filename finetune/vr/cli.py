@@ -1,4 +1,6 @@
-"""Subcommands of `kovr` that belong to visual reasoning: vr-data, finetune-vr, eval-vr.
+"""Subcommands of `kovr` that train and evaluate the align model: finetune-vr, eval-vr.
+
+(`kovr vr-data`, the synthetic set, is registered by research/vr/cli.py.)
 
 Heavy imports (torch, transformers) stay inside the handlers so `kovr --help` stays light.
 """
@@ -11,32 +13,8 @@ import sys
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this package's subcommands to the `kovr` parser."""
-    data = sub.add_parser(
-        "vr-data", help="합성 한국어 시각 추론 데이터 생성 (write a synthetic Korean visual-reasoning set)",
-        description="CLEVR 같은 도형 그림과 한국어 질문/답을 만듭니다 (scenes + Korean QA, seeded).",
-    )
-    data.add_argument("--output", required=True, type=Path, help="output folder")
-    data.add_argument("--count", required=True, type=int, help="number of scenes (train + test)")
-    data.add_argument("--seed", type=int, default=0)
-    data.add_argument("--image-size", type=int, default=64, help="pixels per side (default 64)")
-    data.add_argument("--test-fraction", type=float, default=0.2, help="held-out scenes (default 0.2)")
-    data.add_argument("--grid", type=int, default=4,
-                      help="objects in cells of a GRIDxGRID layout (default 4; 0: anywhere)")
-    data.add_argument("--train-questions", default="", metavar="TYPE=N,...",
-                      help="questions of these types per training scene, e.g. relation=8 (default 1 each)")
-    data.add_argument("--reasoned-relations", action="store_true",
-                      help="yes/no relation answers name the further object first "
-                           "(\"초록색 네모가 더 왼쪽에 있으므로 아니요\"); scored by the verdict")
-    data.add_argument("--varied-wordings", action="store_true",
-                      help="reword about 40%% of the training questions (a word in front, another noun in \"which "
-                           "one\") so that the names move; the test split is unchanged")
-    data.add_argument("--varied-nouns", action="store_true",
-                      help="another noun for \"도형\" (것, 물체) in half of the shape and count training questions, "
-                           "so that the word does not make a question a shape question; the test split is unchanged")
-    data.set_defaults(func=_vr_data)
-
     train = sub.add_parser(
         "finetune-vr", help="정렬 모델 학습 (train the align model: stage 1 or 2)",
         description="Stage 1: projector on image-caption pairs. Stage 2: projector + LoRA on VQA + text.",
@@ -62,37 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_eval_vr)
 
 
-def _vr_data(args: argparse.Namespace) -> int:
-    from finetune.vr.synthetic import generate
-
-    try:
-        summary = generate(args.output, args.count, args.seed, image_size=args.image_size,
-                           test_fraction=args.test_fraction, grid=args.grid,
-                           train_questions=parse_type_counts(args.train_questions),
-                           reasoned=args.reasoned_relations, varied=args.varied_wordings,
-                           varied_nouns=args.varied_nouns)
-    except ValueError as exc:
-        print(f"kovr vr-data: {exc}", file=sys.stderr)
-        return 2
-    print(f"장면 scenes: {summary.scenes}; 질문 questions: {summary.questions} -> {summary.output}")
-    return 0
-
-
-def parse_type_counts(text: str) -> dict[str, int]:
-    """"relation=8,count=2" -> {"relation": 8, "count": 2} (types are checked by the generator)."""
-    counts: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
-        if not sep or not value.strip().isdigit():
-            raise ValueError(f"--train-questions {part!r}: write TYPE=N, e.g. relation=8")
-        counts[name.strip()] = int(value)
-    return counts
-
-
 def _finetune_vr(args: argparse.Namespace) -> int:
-    from finetune.config import ConfigError, load_config
     from finetune.sources import DataError
     from finetune.vr.config import VRConfig
+    from finetune.yaml_config import ConfigError, load_config
 
     try:
         cfg = load_config(VRConfig, args.config, args.overrides)
@@ -112,7 +63,7 @@ def _finetune_vr(args: argparse.Namespace) -> int:
 
 def _eval_vr(args: argparse.Namespace) -> int:
     from finetune.sources import DataError
-    from finetune.vr.checkpoint import evaluate_checkpoint
+    from finetune.vr.evaluate import evaluate_checkpoint
 
     try:
         result, table = evaluate_checkpoint(

@@ -1,4 +1,4 @@
-"""The configuration of `kovr finetune-vr` (stages 1 and 2), built on finetune.config.
+"""The configuration of `kovr finetune-vr` (stages 1 and 2), built on finetune.yaml_config.
 
 Sections: ``run`` and ``train`` and ``lora`` (shared with `kovr finetune`), ``vision``, ``language_model``,
 ``data``. ``stage: 1`` trains only the projector on image-caption pairs; ``stage: 2`` trains the
@@ -13,9 +13,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from finetune.config import ConfigModel, LoraSection, RunSection, TrainSection
-from finetune.run_config import SourceSpec, TinyModelSection
+from finetune.finetune_config import SourceSpec, TinyModelSection
+from finetune.yaml_config import ConfigModel, LoraSection, RunSection, TrainSection
 from kovr.prompt import TEMPLATES
+
+# Example configurations (tiny CPU stages, Polyglot-ko 1.3B stages), used by tests and the research recipes.
+CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 class TinyVisionSection(ConfigModel):
@@ -49,7 +52,7 @@ class VisionSection(ConfigModel):
     # "data": a fresh projector's first layer starts by standardising the encoder's features
     # (mean/std over training images); helps random encoders, whose features share a large offset.
     projector_init: Literal["default", "data"] = "default"
-    # A trainable row/column code on each patch's prefix token (model_server/align.py,
+    # A trainable row/column code on each patch's prefix token (kovr/modeling/projector.py,
     # grid_position_code): for encoders whose features say little about where a patch is.
     prefix_positions: bool = False
     tiny: TinyVisionSection = TinyVisionSection()

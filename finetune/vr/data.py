@@ -25,8 +25,8 @@ from typing import Any
 from finetune.cleaning import Deduper, clean_rows
 from finetune.sources import DataError, read_source
 from finetune.vr.config import VRDataSection
+from kovr.modeling.image_prompt import token_ids, tokenize_many_with_images
 from kovr.prompt import PromptTemplate
-from model_server.align import token_ids, tokenize_many_with_images
 
 IGNORE = -100
 CAPTION_INSTRUCTION = "그림을 설명해 주세요."
@@ -188,9 +188,11 @@ def encode_prompts(records: list[VRRecord], tokenizer: Any, template: PromptTemp
     """:func:`encode_prompt` of each record, tokenised in one batch."""
     with_image = [use_image and r.image is not None for r in records]
     # Training only needs the image's position; the server sees a real data URI in its place.
-    texts = [template.render(instruction_text(r, "image" if w else None), r.input) for r, w in zip(records, with_image)]
+    texts = [template.render(instruction_text(r, "image" if w else None), r.input)
+             for r, w in zip(records, with_image, strict=True)]
     return [Encoded(ids, [IGNORE] * len(ids), r.image if w else None, positions[0] if w else 0)
-            for r, w, (ids, _, positions) in zip(records, with_image, tokenize_many_with_images(texts, tokenizer))]
+            for r, w, (ids, _, positions)
+            in zip(records, with_image, tokenize_many_with_images(texts, tokenizer), strict=True)]
 
 
 def encode(record: VRRecord, tokenizer: Any, template: PromptTemplate, use_image: bool,
@@ -217,7 +219,8 @@ def _encode_batch(records: list[VRRecord], tokenizer: Any, template: PromptTempl
     prompts = encode_prompts(records, tokenizer, template, use_image)
     answers = token_ids(tokenizer, [r.output for r in records])
     eos = [tokenizer.eos_token_id]  # an attribute lookup through the tokenizer's __getattr__ is slow
-    return [_joined(prompt, answers[r.output] + eos, max_len, prefix_len) for r, prompt in zip(records, prompts)]
+    return [_joined(prompt, answers[r.output] + eos, max_len, prefix_len)
+            for r, prompt in zip(records, prompts, strict=True)]
 
 
 def _joined(prompt: Encoded, answer: list[int], max_len: int, prefix_len: int) -> Encoded | None:

@@ -1,4 +1,5 @@
-"""Answer accuracy by question type (exact match after normalisation), as a table and as JSON.
+"""Answer accuracy by question type (exact match after normalisation), as a table and as JSON, and
+the evaluation of a saved checkpoint (`kovr eval-vr`).
 
 A reasoned answer ("…에 있으므로 아니요") scores by its verdict, the part the question asks for;
 whether the reason was right as well is counted apart (``reasoned``).
@@ -6,15 +7,19 @@ whether the reason was right as well is counted apart (``reasoned``).
 
 from __future__ import annotations
 
+import random
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from finetune.vr.data import VRRecord, encode_prompts
-from finetune.vr.model import VRModel, generate
-from finetune.vr.questions import REASON_JOINER, final_answer, which_pair
+from finetune.vr.data import VRRecord, encode_prompts, load_vqa
+from finetune.vr.loading import load_vr_model, resolve_checkpoint
+from finetune.vr.vr_model import VRModel, generate
 from kovr.prompt import PromptTemplate
+
+REASON_JOINER = "있으므로 "  # ends the reason of a reasoned answer; the verdict follows it
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,20 @@ class Prediction:
     def exact(self) -> bool:
         """Reason and verdict both right."""
         return normalize_answer(self.answer) == normalize_answer(self.record.output)
+
+
+def final_answer(answer: str) -> str:
+    """The verdict of a reasoned answer ("…에 있으므로 아니요" -> "아니요"); other answers unchanged."""
+    return answer.rsplit(REASON_JOINER, 1)[-1]
+
+
+def which_pair(question: str) -> tuple[str, str] | None:
+    """The two names a "which one" question asks between ("A와 B 중 …" -> ("A", "B")), else None."""
+    head, found, _ = question.partition(" 중 ")
+    words = head.split()
+    if not found or len(words) < 4 or words[-3][-1:] not in ("와", "과"):
+        return None
+    return f"{words[-4]} {words[-3][:-1]}", f"{words[-2]} {words[-1]}"
 
 
 def normalize_answer(text: str) -> str:
@@ -117,7 +136,8 @@ def _share(part: int, whole: int) -> float:
 
 
 def _score(values: list[bool]) -> dict[str, Any]:
-    return {"n": len(values), "correct": sum(values), "accuracy": round(sum(values) / len(values), 4) if values else 0.0}
+    accuracy = round(sum(values) / len(values), 4) if values else 0.0
+    return {"n": len(values), "correct": sum(values), "accuracy": accuracy}
 
 
 def format_table(result: dict[str, Any], title: str = "") -> str:
@@ -135,3 +155,34 @@ def format_table(result: dict[str, Any], title: str = "") -> str:
     overall = result["overall"]
     lines.append(f"| **전체 overall** | {overall['n']} | {overall['accuracy']:.1%} |")
     return "\n".join(lines)
+
+
+# --- `kovr eval-vr`: a checkpoint on a VQA set --------------------------------------------------
+def eval_records(data: Path, split: str, limit: int | None, seed: int = 0) -> list[VRRecord]:
+    path = data / f"{split}_vqa.jsonl" if data.is_dir() else data
+    records = load_vqa(path)
+    if limit is not None and limit < len(records):
+        records = random.Random(seed).sample(records, limit)
+    return records
+
+
+def evaluate_checkpoint(checkpoint: Path, data: Path, *, split: str = "test", limit: int | None = None,
+                        batch_size: int = 32, images: str = "auto",
+                        threads: int | None = None) -> tuple[dict[str, Any], str]:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    model, tokenizer, template, info = load_vr_model(checkpoint)
+    use_images = info.get("images", True) if images == "auto" else images == "on"
+    records = eval_records(data, split, limit)
+    predictions = predict(model, tokenizer, template, records, use_images=use_images, batch_size=batch_size)
+    result = accuracy_by_type(predictions)
+    result["checkpoint"] = str(resolve_checkpoint(checkpoint))
+    result["images"] = bool(use_images)
+    result["examples"] = [
+        {"question": p.record.instruction, "answer": p.record.output, "predicted": p.answer, "type": p.record.type}
+        for p in predictions[:5]
+    ]
+    title = f"{result['checkpoint']} (이미지 images: {'on' if use_images else 'off'})"
+    return result, format_table(result, title)

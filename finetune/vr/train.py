@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from finetune.checkpoint import TrainState, load_checkpoint
-from finetune.config import save_config
 from finetune.loop import TRAIN_SECONDS, LoopSpec, train_loop
 from finetune.metrics import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 from finetune.optim import build_optimizer, build_scheduler
 from finetune.sources import DataError
 from finetune.train import RESUME_FREE, check_same_run, resume_point, seed_everything
+from finetune.vr.build import build_align, build_language_model, save_checkpoint_folder, set_trainable
 from finetune.vr.config import VRConfig
 from finetune.vr.data import (
     Encoded,
@@ -38,8 +38,8 @@ from finetune.vr.data import (
     mix_text,
 )
 from finetune.vr.evaluate import accuracy_by_type, predict
-from finetune.vr.model import VRModel, loss_sum, standardize_projector_input
-from finetune.vr.modeling import build_align, build_language_model, save_checkpoint_folder, set_trainable
+from finetune.vr.vr_model import VRModel, loss_sum, standardize_projector_input
+from finetune.yaml_config import save_config
 from kovr.prompt import PromptTemplate, get_template
 
 ALIGN_DIR = "align"
@@ -98,7 +98,7 @@ def run_finetune_vr(cfg: VRConfig) -> VRRunResult:
     if cfg.run.torch_threads:
         torch.set_num_threads(cfg.run.torch_threads)
     run_dir = Path(cfg.run.output_dir)
-    resume = resume_point(cfg, run_dir)  # type: ignore[arg-type]
+    resume = resume_point(cfg, run_dir)
     if resume is not None:
         check_same_run(cfg, run_dir, _RESUME_FREE)
         _say(f"이어서 학습 resuming from {resume}")

@@ -33,7 +33,7 @@ def train_tiny_model(folder: Path) -> None:
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

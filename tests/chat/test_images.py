@@ -92,7 +92,7 @@ def test_message_with_image_keeps_it_and_refuses_others_images(app_url: str) -> 
 @pytest.fixture(scope="module")
 def vision_app_url(tiny_chat_model: Path, mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """model_server with a tiny random vision-align checkpoint on the tiny model, and a backend on it."""
-    from model_server.align import make_tiny_align_model
+    from finetune.vr.build import make_tiny_align_model
     from model_server.app import create_model_app
 
     folder = tmp_path_factory.mktemp("vision")

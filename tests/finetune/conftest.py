@@ -60,9 +60,9 @@ def tiny_config(data_file: Path, output_dir: Path, **sections: dict[str, Any]) -
 @pytest.fixture(scope="session")
 def memorised_run(facts_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A tiny model trained until it knows FACTS by heart (shared by the training and merge tests)."""
-    from finetune.config import build_config
-    from finetune.run_config import FinetuneConfig
+    from finetune.finetune_config import FinetuneConfig
     from finetune.train import run_finetune
+    from finetune.yaml_config import build_config
 
     cfg = build_config(FinetuneConfig, tiny_config(facts_file, tmp_path_factory.mktemp("run") / "mem"))
     return run_finetune(cfg)

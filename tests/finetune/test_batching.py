@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -139,7 +139,9 @@ def test_prompt_tokens_get_no_gradient(model: Any) -> None:
 
 
 @pytest.mark.parametrize("mask", ["2d", "4d"])
-def test_logits_only_where_the_loss_is_give_the_same_loss_and_gradients(model: Any, mask: str) -> None:
+def test_logits_only_where_the_loss_is_give_the_same_loss_and_gradients(
+    model: Any, mask: Literal["2d", "4d"]
+) -> None:
     import torch
 
     examples = _examples(6, seed=7)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune.config import ConfigError, load_config, parse_overrides, save_config
-from finetune.run_config import FinetuneConfig
+from finetune.finetune_config import FinetuneConfig
+from finetune.yaml_config import ConfigError, load_config, parse_overrides, save_config
 from kovr.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,7 +111,8 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path, capsys: pytest.Cap
 def test_default_eval_prompts_are_the_fixed_korean_test_prompts(tmp_path: Path) -> None:
     from kovr.data import load_test_prompts
 
-    cfg = load_config(FinetuneConfig, _write(tmp_path, MINIMAL), ['eval.prompts=["질문", {instruction: 요약, input: 글}]'])
+    prompts = 'eval.prompts=["질문", {instruction: 요약, input: 글}]'
+    cfg = load_config(FinetuneConfig, _write(tmp_path, MINIMAL), [prompts])
     assert [(p.instruction, p.input) for p in cfg.eval.prompts] == [("질문", ""), ("요약", "글")]
     default = load_config(FinetuneConfig, _write(tmp_path, MINIMAL)).eval.prompts
     assert [p.instruction for p in default] == [p["instruction"] for p in load_test_prompts()]

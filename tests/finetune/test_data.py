@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from finetune.cleaning import normalize_text
-from finetune.config import build_config
 from finetune.data import IGNORE, load_records, prepare_examples
+from finetune.finetune_config import DataSection, SourceSpec
 from finetune.modeling import train_tokenizer
-from finetune.run_config import DataSection, SourceSpec
 from finetune.sources import DataError, read_source
+from finetune.yaml_config import build_config
 from kovr.prompt import KULLM
 from tests.finetune.conftest import write_jsonl
 from tests.finetune.korean_records import all_records
@@ -142,7 +142,8 @@ def test_labels_mask_the_prompt_and_end_with_eos(records_file: Path, tokenizer: 
 
 
 def test_length_filter_split_and_weights_are_counted(records_file: Path, tokenizer: Any, tmp_path: Path) -> None:
-    second = write_jsonl(tmp_path / "b.jsonl", [{"instruction": f"질문 {i}번", "output": f"답 {i}번"} for i in range(10)])
+    second = write_jsonl(tmp_path / "b.jsonl",
+                         [{"instruction": f"질문 {i}번", "output": f"답 {i}번"} for i in range(10)])
     cfg = _section({"path": str(records_file), "weight": 2.0}, {"path": str(second), "weight": 0.5},
                    heldout=4, max_seq_len=80)
     data = prepare_examples(load_records(cfg), cfg, tokenizer, KULLM, seed=3)
@@ -159,7 +160,8 @@ def test_length_filter_split_and_weights_are_counted(records_file: Path, tokeniz
     assert [e.key for e in again.heldout] == [e.key for e in data.heldout]
     other_seed = prepare_examples(load_records(cfg), cfg, tokenizer, KULLM, seed=4)
     assert [e.key for e in other_seed.heldout] != [e.key for e in data.heldout]
-    assert data.summary.to_json()["dropped_total"]["too_long"] == first.dropped["too_long"] + other.dropped.get("too_long", 0)
+    too_long = first.dropped["too_long"] + other.dropped.get("too_long", 0)
+    assert data.summary.to_json()["dropped_total"]["too_long"] == too_long
 
 
 def test_the_repos_korean_set_loads_without_drops() -> None:
@@ -173,7 +175,7 @@ def test_the_repos_korean_set_loads_without_drops() -> None:
 
 
 def test_tiny_tokenizer_keeps_merges_seen_once_and_its_own_pad_token() -> None:
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     texts = ["파란 세모는 초록색 네모의 왼쪽에 있나요?"] + ["예 아니요"] * 20
     ours = train_tokenizer(texts, 400)

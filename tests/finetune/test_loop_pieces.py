@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,29 +52,32 @@ def test_progress_reports_tokens_per_second() -> None:
 def test_checkpoint_round_trip_and_mismatch(tmp_path: Path) -> None:
     import torch
 
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
-    model[0].weight.requires_grad_(False)
+    first, second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)
+    model = torch.nn.Sequential(first, second)
+    first.weight.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
     model(torch.ones(1, 4)).sum().backward()
     opt.step()
     save_checkpoint(tmp_path, TrainState(step=3, micro_step=6, extra={"epoch": 0}), model, opt, None)
-    expected = model[1].weight.detach().clone()
+    expected = second.weight.detach().clone()
     with torch.no_grad():
-        model[1].weight.zero_()
-    state = load_checkpoint(find_latest_checkpoint(tmp_path), model, opt, None)
+        second.weight.zero_()
+    latest = find_latest_checkpoint(tmp_path)
+    assert latest is not None
+    state = load_checkpoint(latest, model, opt, None)
     assert (state.step, state.micro_step, state.extra) == (3, 6, {"epoch": 0})
-    torch.testing.assert_close(model[1].weight, expected)
+    torch.testing.assert_close(second.weight, expected)
     other = torch.nn.Sequential(torch.nn.Linear(4, 3))
     with pytest.raises(CheckpointError, match="does not match the model"):
-        load_checkpoint(find_latest_checkpoint(tmp_path), other, torch.optim.AdamW(other.parameters()), None)
+        load_checkpoint(latest, other, torch.optim.AdamW(other.parameters()), None)
 
 
-def _nan_loop(tmp_path: Path, bad_steps: set[int], total: int, max_bad: int = 10) -> tuple[object, object]:
+def _nan_loop(tmp_path: Path, bad_steps: set[int], total: int, max_bad: int = 10) -> tuple[Any, Callable[[], Any]]:
     """A one-weight model trained by train_loop; the loss is NaN on the given (1-based) steps."""
     import torch
 
-    from finetune.config import TrainSection
     from finetune.loop import LoopSpec, train_loop
+    from finetune.yaml_config import TrainSection
 
     torch.manual_seed(0)
     model = torch.nn.Linear(1, 1)
@@ -121,3 +126,21 @@ def test_a_run_that_stays_non_finite_stops_with_a_clear_error_and_keeps_the_last
     model = torch.nn.Linear(1, 1)
     load_checkpoint(saved, model, torch.optim.SGD(model.parameters(), lr=0.1), None)
     assert torch.equal(model.weight, weights[1]) and torch.isfinite(model.weight).all()
+
+
+@pytest.mark.parametrize("head", ["embed_out", "lm_head"])
+def test_lora_saves_the_output_layer_under_either_transformers_name(head: str) -> None:
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    from finetune.modeling import Runtime, add_lora
+    from finetune.yaml_config import LoraSection
+
+    model = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                                             num_attention_heads=2, intermediate_size=32))
+    runtime = Runtime(torch.device("cpu"), torch.float32, None, False, "4d")
+    wrapped = add_lora(model, LoraSection(modules_to_save=[head]), runtime)
+    saved = {name for name, _ in wrapped.named_modules() if name.endswith("modules_to_save")}
+    assert len(saved) == 1  # the one output layer, whatever this transformers calls it
+    with pytest.raises(ValueError, match="no module named"):
+        add_lora(GPTNeoXForCausalLM(model.config), LoraSection(modules_to_save=["embed_nowhere"]), runtime)

@@ -43,7 +43,8 @@ def test_merged_model_matches_adapter_model(memorised_run: Any, merged: tuple[Pa
     tokenizer = AutoTokenizer.from_pretrained(out)
     plain = AutoModelForCausalLM.from_pretrained(out).eval()
     assert plain.config.model_type == "gpt_neox"
-    adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(run / "base_model"), run / "adapter").eval()
+    base = AutoModelForCausalLM.from_pretrained(run / "base_model")
+    adapter = PeftModel.from_pretrained(base, run / "adapter").eval()
     ids = tokenizer(KULLM.render(FACTS[0]["instruction"]), add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(plain(ids).logits, adapter(ids).logits, rtol=1e-4, atol=1e-4)
@@ -81,9 +82,9 @@ def test_model_server_loads_the_merged_folder(merged: tuple[Path, dict[str, Any]
 
 def test_finetune_from_a_model_folder_then_merge(memorised_run: Any, facts_file: Path, tmp_path: Path) -> None:
     """model.name_or_path = a local folder (e.g. the demo model): default LoRA on query_key_value."""
-    from finetune.config import build_config
-    from finetune.run_config import FinetuneConfig
+    from finetune.finetune_config import FinetuneConfig
     from finetune.train import run_finetune
+    from finetune.yaml_config import build_config
     from tests.finetune.conftest import tiny_config
 
     base = memorised_run.run_dir / "base_model"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from finetune.checkpoint import TrainState, list_checkpoints
-from finetune.config import ConfigError, build_config
+from finetune.finetune_config import FinetuneConfig
 from finetune.metrics import read_metrics
-from finetune.run_config import FinetuneConfig
 from finetune.train import run_finetune
+from finetune.yaml_config import ConfigError, build_config
 from kovr.prompt import KULLM, load_template
 from tests.finetune.conftest import tiny_config
 from tests.finetune.korean_records import FACTS

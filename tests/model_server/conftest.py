@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from kovr.prompt import KULLM
 from kovr.settings import Settings, load_settings
-from tests.servers import free_port, serve_in_thread  # noqa: F401  (free_port is re-exported)
+from tests.servers import serve_in_thread
 
 # Memorised by the tiny model, so greedy output is Hangul whose syllables are split across
 # byte-level tokens (the tokenizer's vocabulary is too small to merge them all).
@@ -22,7 +23,7 @@ PROMPT = "질문: 인사해 주세요.\n답:\n"
 def _train_tiny_model(folder: Path) -> None:
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     torch.manual_seed(0)
     tokenizer = train_byte_level_bpe([KOREAN_TEXT, PROMPT, "hello world"] * 5, vocab_size=320)
@@ -65,10 +66,10 @@ serve = serve_in_thread
 
 
 @contextmanager
-def model_server(settings: Settings, **app_options: object) -> Iterator[str]:
+def model_server(settings: Settings, **app_options: Any) -> Iterator[str]:
     from model_server.app import create_model_app
 
-    with serve(create_model_app(settings, **app_options)) as url:  # type: ignore[arg-type]
+    with serve(create_model_app(settings, **app_options)) as url:
         yield url
 
 

@@ -35,7 +35,7 @@ def one_slot_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 async def _running(http: httpx.AsyncClient, url: str) -> float:
     text = (await http.get(f"{url}/metrics")).text
-    line = next(l for l in text.splitlines() if l.startswith("kovr_model_running_requests "))
+    line = next(row for row in text.splitlines() if row.startswith("kovr_model_running_requests "))
     return float(line.split()[1])
 
 
@@ -68,7 +68,8 @@ async def test_disconnect_cancels_and_frees_the_slot(one_slot_url: str) -> None:
             assert await _running(http, one_slot_url) == 1
         # Leaving the block closes the connection mid-stream.
         freed_after = await _wait_idle(http, one_slot_url)
-        after = await http.post(f"{one_slot_url}/generate", json={"inputs": PROMPT, "parameters": {"max_new_tokens": 2}})
+        body = {"inputs": PROMPT, "parameters": {"max_new_tokens": 2}}
+        after = await http.post(f"{one_slot_url}/generate", json=body)
     assert after.status_code == 200
     assert freed_after < 1.0  # well before the 3 s the answer would have taken
     metrics = (await httpx.AsyncClient().get(f"{one_slot_url}/metrics")).text
@@ -137,7 +138,7 @@ async def test_a_failed_batched_prefill_falls_back_to_one_at_a_time(tiny_model_d
         ids = args[0]
         assert hasattr(ids, "shape")
         time.sleep(0.01)  # the first request is still decoding when the others arrive: they queue together
-        if ids.shape[0] > 1 and ids.shape[1] > 1:  # type: ignore[attr-defined]
+        if ids.shape[0] > 1 and ids.shape[1] > 1:
             batched["tries"] += 1
             raise RuntimeError("simulated fault in a batched prefill")
 
@@ -167,7 +168,7 @@ async def test_nan_scores_fail_the_request_with_a_clear_error(tiny_model_dir: Pa
     def nan_scores(_: object, __: object, output: torch.Tensor) -> torch.Tensor | None:
         return torch.full_like(output, float("nan")) if broken["on"] else None
 
-    service.loaded.model.get_submodule("embed_out").register_forward_hook(nan_scores)
+    service.loaded.model.get_output_embeddings().register_forward_hook(nan_scores)  # embed_out in 4.x, lm_head in 5.x
     try:
         with model_server(settings, service=service) as url:
             client = AsyncClient(url, timeout=60)

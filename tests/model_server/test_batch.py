@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
@@ -109,9 +111,9 @@ def test_prompts_prefilled_together_match_generate_alone(keeps_logits: bool, mon
 
 
 def test_prefill_groups_bound_padding_and_keep_prompt_logprobs_alone() -> None:
-    def job(n: int, **extra: object) -> Job:
+    def job(n: int, **extra: Any) -> Job:
         return Job(prompt_ids=list(range(n)), params=SamplingParams(), max_new_tokens=1, emit=lambda _: None,
-                   **extra)  # type: ignore[arg-type]
+                   **extra)
 
     # An image prompt counts its embeddings (the image prefix included) and groups with text prompts.
     image = Job(prompt_ids=[1, 2], params=SamplingParams(), max_new_tokens=1, emit=lambda _: None,

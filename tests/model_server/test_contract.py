@@ -64,7 +64,8 @@ async def test_raw_sse_framing(server_url: str) -> None:
     assert set(events[0]) == {"index", "token", "generated_text", "details"}
     assert set(events[0]["token"]) == {"id", "text", "logprob", "special"}
     assert events[-1]["details"] == {
-        "finish_reason": "length", "generated_tokens": 5, "seed": None, "input_length": events[-1]["details"]["input_length"],
+        "finish_reason": "length", "generated_tokens": 5, "seed": None,
+        "input_length": events[-1]["details"]["input_length"],
     }
     assert events[-1]["details"]["input_length"] > 0
 
@@ -90,9 +91,9 @@ async def test_validation_errors_map_to_the_client_exception(
     client: AsyncClient, kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ValidationError, match=message.replace("[", r"\[")):
-        await client.generate(PROMPT, **kwargs)  # type: ignore[arg-type]
+        await client.generate(PROMPT, **kwargs)
     with pytest.raises(ValidationError):
-        async for _ in client.generate_stream(PROMPT, **kwargs):  # type: ignore[arg-type]
+        async for _ in client.generate_stream(PROMPT, **kwargs):
             pass
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from finetune.demo_model import DEMO_TEMPLATE, DemoConfig, build_demo_model
 from kovr.prompt import load_template
-from model_server.demo_model import DEMO_TEMPLATE, DemoConfig, build_demo_model
 from tests.model_server.conftest import model_server, model_settings
 
 

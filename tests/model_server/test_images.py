@@ -16,7 +16,8 @@ from PIL import Image
 from text_generation import AsyncClient
 from text_generation.errors import ValidationError
 
-from model_server.align import encode_data_uri, make_tiny_align_model
+from finetune.vr.build import make_tiny_align_model
+from kovr.modeling.images import encode_data_uri
 from tests.model_server.conftest import PROMPT, model_server, model_settings
 
 

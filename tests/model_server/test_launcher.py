@@ -9,6 +9,7 @@ import pytest
 import torch
 from text_generation import AsyncClient
 
+from kovr.settings import Settings
 from model_server.launcher import ModelServerProcess
 from tests.model_server.conftest import PROMPT, model_settings
 
@@ -56,12 +57,16 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 async def test_without_a_model_the_demo_is_built_once_and_served(tmp_path: Path) -> None:
-    from model_server.demo_model import DemoConfig
+    from finetune.demo_model import DemoConfig, build_demo_model
 
     tiny = DemoConfig(vocab_size=600, hidden_size=32, layers=1, heads=2, block_size=32, batch_size=4,
                       time_budget_s=22, heldout_batches=2)
+
+    def build(s: Settings) -> None:
+        build_demo_model(s.demo_model_dir, shared_data_dir=s.shared_data_dir, config=tiny)
+
     settings = model_settings(tmp_path, tmp_path, model=None, shared_data_dir=tmp_path / "no-shared-data")
-    with ModelServerProcess(settings, demo_config=tiny, startup_timeout_s=120) as proc:
+    with ModelServerProcess(settings, build_demo=build, startup_timeout_s=120) as proc:
         async with httpx.AsyncClient(timeout=60) as http:
             info = (await http.get(f"{proc.url}/info")).json()
     assert info["is_demo"] is True and info["model_id"] == str(settings.demo_model_dir)

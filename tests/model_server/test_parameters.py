@@ -38,7 +38,7 @@ async def test_warpers_and_penalties_run_and_change_the_output(client: AsyncClie
     penalised = (await client.generate(PROMPT, max_new_tokens=30, repetition_penalty=50.0)).generated_text
     assert penalised != greedy
     for kwargs in ({"top_k": 5}, {"top_p": 0.5}, {"typical_p": 0.5}, {"frequency_penalty": 1.0}):
-        r = await client.generate(PROMPT, max_new_tokens=8, seed=1, do_sample=True, **kwargs)  # type: ignore[arg-type]
+        r = await client.generate(PROMPT, max_new_tokens=8, seed=1, do_sample=True, **kwargs)
         assert r.details.generated_tokens == 8
 
 
@@ -112,7 +112,7 @@ async def test_concurrent_requests_batch_to_the_same_answers(client: AsyncClient
 
 async def test_seeded_sampling_is_the_same_alone_and_batched(client: AsyncClient) -> None:
     kwargs = {"max_new_tokens": 20, "do_sample": True, "temperature": 2.0, "seed": 11}
-    alone = (await client.generate(PROMPT, **kwargs)).generated_text  # type: ignore[arg-type]
+    alone = (await client.generate(PROMPT, **kwargs)).generated_text
     others = [client.generate(PROMPT, max_new_tokens=20, do_sample=True, temperature=2.0, seed=s) for s in (1, 2)]
-    together = await asyncio.gather(client.generate(PROMPT, **kwargs), *others)  # type: ignore[arg-type]
+    together = await asyncio.gather(client.generate(PROMPT, **kwargs), *others)
     assert together[0].generated_text == alone

@@ -40,7 +40,7 @@ def test_penalties_and_sampling_are_not_plain_greedy() -> None:
 async def test_mixed_batch_rows_equal_each_row_alone(server_url: str) -> None:
     """Greedy rows take the batched path and the others the per-row one, in the same step."""
     client = AsyncClient(server_url, timeout=60)
-    requests = [
+    requests: list[dict[str, object]] = [
         {"max_new_tokens": 12},
         {"max_new_tokens": 12, "repetition_penalty": 1.3},
         {"max_new_tokens": 12, "do_sample": True, "temperature": 0.8, "seed": 7},
@@ -48,7 +48,7 @@ async def test_mixed_batch_rows_equal_each_row_alone(server_url: str) -> None:
     ]
 
     async def run(params: dict[str, object]) -> tuple[list[int], list[float]]:
-        response = await client.generate(PROMPT, decoder_input_details=False, **params)  # type: ignore[arg-type]
+        response = await client.generate(PROMPT, decoder_input_details=False, **params)
         tokens = response.details.tokens
         return [t.id for t in tokens], [t.logprob for t in tokens]
 

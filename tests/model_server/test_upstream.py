@@ -9,9 +9,11 @@ import pytest
 from text_generation import AsyncClient
 from text_generation.errors import GenerationError, ValidationError
 
-from model_server.align import encode_data_uri, make_tiny_align_model
-from tests.model_server.conftest import PROMPT, free_port, model_server, model_settings
+from finetune.vr.build import make_tiny_align_model
+from kovr.modeling.images import encode_data_uri
+from tests.model_server.conftest import PROMPT, model_server, model_settings
 from tests.model_server.test_images import _image
+from tests.servers import free_port
 
 
 async def _upstream_requests(url: str) -> float:

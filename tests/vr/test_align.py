@@ -8,19 +8,17 @@ import pytest
 import torch
 from PIL import Image
 
-from model_server.align import (
-    AlignConfig,
-    AlignModel,
-    build_projector,
-    decode_data_uri,
-    encode_data_uri,
-    grid_position_code,
-    make_tiny_align_model,
+from finetune.vr.build import make_tiny_align_model
+from kovr.modeling.align_config import AlignConfig, TokenSelection
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.image_prompt import (
     splice_image_embeds,
     split_prompt,
     tokenize_many_with_images,
     tokenize_with_images,
 )
+from kovr.modeling.images import decode_data_uri, encode_data_uri
+from kovr.modeling.projector import build_projector, grid_position_code
 
 
 @pytest.fixture(autouse=True)
@@ -43,12 +41,12 @@ def test_projector_factory_builds_known_and_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="Unknown projector type"):
         AlignConfig(projector_type="qformer")
     with pytest.raises(ValueError, match="Unknown token selection"):
-        AlignConfig(token_selection="all")  # type: ignore[arg-type]
+        AlignConfig(token_selection="all")  # type: ignore[arg-type]  # an unknown selection, on purpose
 
 
 @pytest.mark.parametrize(("selection", "expected"), [("patch", 16), ("cls_patch", 17), ("pooled", 1)])
-def test_prefix_length_follows_token_selection(selection: str, expected: int) -> None:
-    model = make_tiny_align_model(24, token_selection=selection)  # type: ignore[arg-type]
+def test_prefix_length_follows_token_selection(selection: TokenSelection, expected: int) -> None:
+    model = make_tiny_align_model(24, token_selection=selection)
     out = model.encode(model.preprocess([_image((200, 0, 0))]))
     assert model.num_prefix_tokens == expected
     assert out.shape == (1, expected, 24)
@@ -79,6 +77,7 @@ def test_frozen_encoder_only_projector_trains() -> None:
 
 def test_position_code_marks_rows_and_columns_and_survives_a_round_trip(tmp_path: Path) -> None:
     model = make_tiny_align_model(24, prefix_positions=True).eval()  # 32 px / 8 px patches: a 4x4 grid
+    assert model.prefix_position is not None
     code = model.prefix_position.detach()
     assert code.shape == (16, 24)
     # Cells one column apart differ by the same step wherever they are; so do cells one row apart.
@@ -100,7 +99,8 @@ def test_position_code_marks_rows_and_columns_and_survives_a_round_trip(tmp_path
         assert torch.equal(loaded.encode(loaded.preprocess([_image((0, 120, 0))])), before)
 
     (tmp_path / "ckpt" / "align_config.json").write_text(
-        (tmp_path / "ckpt" / "align_config.json").read_text().replace('"prefix_positions": true', '"prefix_positions": false'))
+        (tmp_path / "ckpt" / "align_config.json").read_text()
+        .replace('"prefix_positions": true', '"prefix_positions": false'))
     with pytest.raises(ValueError, match="disagree on prefix_positions"):
         AlignModel.from_checkpoint(tmp_path / "ckpt")
     with pytest.raises(ValueError, match="token_selection 'patch'"):
@@ -110,7 +110,7 @@ def test_position_code_marks_rows_and_columns_and_survives_a_round_trip(tmp_path
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="align_config.json"):
+    with pytest.raises(FileNotFoundError, match=r"align_config\.json"):
         AlignModel.from_checkpoint(tmp_path)
 
 

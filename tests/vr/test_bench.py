@@ -6,21 +6,20 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from finetune.config import load_config
-from finetune.vr.config import VRConfig
+from finetune.vr.config import CONFIGS, VRConfig
+from finetune.vr.evaluate import REASON_JOINER
+from finetune.yaml_config import load_config
+from research.vr.bench_nouns import NOUNS
+from research.vr.bench_vr import parse_seeds, print_tables
+from research.vr.proof import ProofSize, _verdicts, _without_yes_no
+from research.vr.questions import NO, YES
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "finetune" / "vr" / "configs"
-sys.path.insert(0, str(REPO / "bench"))
-
-from bench_vr import parse_seeds, print_tables
-from bench_vr_nouns import NOUNS
-
-from finetune.vr.proof import ProofSize, _verdicts, _without_yes_no
-from finetune.vr.questions import NO, REASON_JOINER, YES
+BENCH_VR, BENCH_NOUNS = REPO / "research" / "vr" / "bench_vr.py", REPO / "research" / "vr" / "bench_nouns.py"
 
 
 def test_gpu_configs_name_pretrained_models_and_train_the_llava_way() -> None:
@@ -81,7 +80,7 @@ def test_bad_seed_lists_are_refused(text: str) -> None:
 def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_path: Path, recipe: str,
                                                                           stage2_file: str, passes: int) -> None:
     out = tmp_path / "seeds.json"
-    command = [sys.executable, str(REPO / "bench" / "bench_vr.py"), "--scenes", "60", "--stage2-steps", "10",
+    command = [sys.executable, str(BENCH_VR), "--scenes", "60", "--stage2-steps", "10",
                "--seeds", "0-1", "--parallel", "2", "--train-questions", "relation=2", "--relation-steps", "4",
                "--relation-replay", "0.5", "--relation-eval", "20", "--reasoned-relations", recipe,
                "--relation-passes", str(passes), "--workdir", str(tmp_path / "w"), "--json", str(out)]
@@ -114,12 +113,13 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
             assert passed.parent.name == f"{model}_relations{passes if passes > 1 else ''}"
             assert r[model]["relation_pass"]["steps"] == 4 and r[model]["relation_pass"]["passes"] == passes
             if passes > 1:  # the second pass continues from the first
-                assert Path(load_config(VRConfig, passed.parent / "config.yaml").init_from) == \
+                assert load_config(VRConfig, passed.parent / "config.yaml").init_from == \
                     passed.parent.parent / f"{model}_relations" / "align"
             run = json.loads((passed / "vr_run.json").read_text(encoding="utf-8"))
             assert run["steps"] == 4 and run["data"]["vqa"] == len(mix) and r[model]["relation_pass"]["replay"] == 0.5
             assert r[model]["before_relation_pass"]["overall"]["n"] == r[model]["overall"]["n"]
-            assert [e["overall"]["n"] for e in r[model]["earlier_relation_passes"]] == [r[model]["overall"]["n"]] * (passes - 1)
+            earlier = [e["overall"]["n"] for e in r[model]["earlier_relation_passes"]]
+            assert earlier == [r[model]["overall"]["n"]] * (passes - 1)
             assert f"{model}, after stage 2: rel_" in done.stdout
             stage2_dir = tmp_path / "w" / f"seed{r['seed']}" / model
             stage2 = json.loads((stage2_dir / "align" / "vr_run.json").read_text(encoding="utf-8"))
@@ -139,7 +139,8 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
     if passes == 1:  # the noun probe on this run's seed-0 models
         _check_noun_probe(tmp_path / "w", tmp_path / "nouns.json")
     else:  # every pass scored; run again in the same workdir, each stage resumes at its end and trains no step
-        assert "after relation pass 1 of 2: relation" in done.stdout and "align, after relation pass 1: rel_" in done.stdout
+        assert "after relation pass 1 of 2: relation" in done.stdout
+        assert "align, after relation pass 1: rel_" in done.stdout
         again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         assert again.returncode == 0, again.stderr[-2000:]
         assert again.stdout.count("이어서 학습 resuming from") == 2 * (1 + 2 * (1 + passes))  # stage 1, stage 2, passes
@@ -151,7 +152,7 @@ def test_proof_bench_runs_seeds_and_their_baselines_in_parallel_processes(tmp_pa
 def _check_noun_probe(workdir: Path, out: Path) -> None:
     seed = workdir / "seed0"
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_vr_nouns.py"), "--data", str(workdir / "data"),
+        [sys.executable, str(BENCH_NOUNS), "--data", str(workdir / "data"),
          "--align", str(seed / "align" / "align"), "--text-only", str(seed / "text_only" / "align"),
          "--questions", "3", "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False)
@@ -161,15 +162,15 @@ def _check_noun_probe(workdir: Path, out: Path) -> None:
         assert {noun: score["n"] for noun, score in results[model].items()} == dict.fromkeys(NOUNS, 3)
     assert "| 도형은 | held out (rel_5)" in done.stdout and "rel_5, 3 questions per noun" in done.stdout
     bad = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_vr_nouns.py"), "--data", str(workdir / "data"),
+        [sys.executable, str(BENCH_NOUNS), "--data", str(workdir / "data"),
          "--align", str(seed / "align" / "align"), "--text-only", str(seed / "text_only" / "align"),
          "--form", "colour_1"], capture_output=True, text=True, timeout=600, check=False)
     assert bad.returncode != 0 and "no which-one questions of form 'colour_1'" in bad.stderr
 
 
 def test_verdicts_drop_the_reasons_and_keep_everything_else(tmp_path: Path) -> None:
-    records = [{"id": "a", "question": "빨간 별은 파란 세모의 왼쪽에 있나요?", "answer": "파란 세모가 더 왼쪽에 있으므로 아니요",
-                "type": "relation"},
+    records = [{"id": "a", "question": "빨간 별은 파란 세모의 왼쪽에 있나요?",
+                "answer": "파란 세모가 더 왼쪽에 있으므로 아니요", "type": "relation"},
                {"id": "b", "question": "세모는 무슨 색인가요?", "answer": "파란색", "type": "colour"}]
     source = tmp_path / "train_vqa.jsonl"
     source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
@@ -193,26 +194,26 @@ def test_without_yes_no_keeps_which_one_and_the_other_types(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("flag", ["reasons_in_pass", "yes_no_in_pass"])
 @pytest.mark.parametrize("size", [{"relation_steps": 10}, {"reasoned": True}])
-def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str, object]) -> None:
+def test_the_pass_only_recipes_need_reasons_and_a_pass(flag: str, size: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"need reasoned answers \(--reasoned-relations\) and a relation pass"):
-        ProofSize(**size, **{flag: True})  # type: ignore[arg-type]
+        ProofSize(**{**size, flag: True})
     option = "--" + flag.replace("_", "-")
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), option, "--relation-steps", "5"],
+    done = subprocess.run([sys.executable, str(BENCH_VR), option, "--relation-steps", "5"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "need reasoned answers (--reasoned-relations)" in done.stderr
 
 
 @pytest.mark.parametrize("size", [{"relation_passes": 0, "relation_steps": 10}, {"relation_passes": 2}])
-def test_relation_passes_count_from_one_and_need_a_pass(size: dict[str, int]) -> None:
+def test_relation_passes_count_from_one_and_need_a_pass(size: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"--relation-passes"):
-        ProofSize(**size)  # type: ignore[arg-type]
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--relation-passes", "2"],
+        ProofSize(**size)
+    done = subprocess.run([sys.executable, str(BENCH_VR), "--relation-passes", "2"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "needs a relation pass (--relation-steps)" in done.stderr
 
 
 def test_a_bad_train_questions_is_a_usage_error() -> None:
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--train-questions", "relation"],
+    done = subprocess.run([sys.executable, str(BENCH_VR), "--train-questions", "relation"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "write TYPE=N" in done.stderr and "Traceback" not in done.stderr
 
@@ -220,8 +221,9 @@ def test_a_bad_train_questions_is_a_usage_error() -> None:
 def test_the_two_pass_only_recipes_are_refused_together() -> None:
     with pytest.raises(ValueError, match="already keep their reasons out"):
         ProofSize(reasoned=True, relation_steps=10, reasons_in_pass=True, yes_no_in_pass=True)
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "bench_vr.py"), "--reasoned-relations", "--relation-steps",
-                           "5", "--reasons-in-pass", "--yes-no-in-pass"], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run([sys.executable, str(BENCH_VR), "--reasoned-relations", "--relation-steps", "5",
+                           "--reasons-in-pass", "--yes-no-in-pass"], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 2 and "drop --reasons-in-pass" in done.stderr
 
 
@@ -235,12 +237,13 @@ def test_tables_split_relations_by_the_form_of_the_question(capsys: pytest.Captu
                 "by_template": {"seen": _score(0.5, 80)},
                 "by_template_id": {"rel_3": _score(rel_3), "rel_1": _score(rel_1), "colour_1": _score(0.9)}}
 
-    runs = [{"seed": 0, "align": result(0.55, 0.75), "text_only": result(0.5, 0.25)},
+    runs: list[dict[str, Any]] = [{"seed": 0, "align": result(0.55, 0.75), "text_only": result(0.5, 0.25)},
             {"seed": 1, "align": result(0.45, 0.5), "text_only": result(0.5, 0.5)}]
     for run in runs:  # scored on a relation test as well (--relation-eval)
         for model in ("align", "text_only"):
             run[model]["relation_test"] = {"by_template_id": {"rel_2": _score(0.6 if model == "align" else 0.5, 400)}}
-    runs[0]["align"]["relation_test"]["which_one"] = {"rel_5": {"n": 4, "named": 2, "named_share": 0.5, "right_of_named": 1.0}}
+    runs[0]["align"]["relation_test"]["which_one"] = {
+        "rel_5": {"n": 4, "named": 2, "named_share": 0.5, "right_of_named": 1.0}}
     print_tables(runs)
     out = capsys.readouterr().out
     assert "| &nbsp;&nbsp;relation form rel_1 (n=40) | 55.0% | 50.0% |" in out

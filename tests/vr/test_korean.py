@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune.vr.korean import Noun, has_final_consonant, particle
+from research.vr.korean import Noun, has_final_consonant, particle
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,8 @@ def test_particle_by_final_consonant(word: str, pair: str, expected: str) -> Non
 
 def test_noun_forms_for_templates() -> None:
     noun = Noun("보라색 원")
-    assert "{a.ig} 있나요? {a.wa} {b.eun}".format(a=noun, b=Noun("빨간 네모")) == "보라색 원이 있나요? 보라색 원과 빨간 네모는"
+    written = "{a.ig} 있나요? {a.wa} {b.eun}".format(a=noun, b=Noun("빨간 네모"))
+    assert written == "보라색 원이 있나요? 보라색 원과 빨간 네모는"
     assert f"{noun.eul}" == "보라색 원을"
 
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
+from finetune.finetune_config import TinyModelSection
 from finetune.modeling import tiny_model, train_tokenizer
-from finetune.run_config import TinyModelSection
+from finetune.vr.build import make_tiny_align_model
 from finetune.vr.data import IGNORE, VRRecord, encode, encode_many, encode_prompt, instruction_text
-from finetune.vr.model import VRModel, generate, loss_sum
+from finetune.vr.vr_model import VRModel, generate, loss_sum
+from kovr.modeling.image_prompt import split_prompt
 from kovr.prompt import KULLM
-from model_server.align import make_tiny_align_model, split_prompt
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +71,13 @@ def test_batched_encoding_equals_one_record_at_a_time(parts: tuple) -> None:
     many = [*records, *records[:2], VRRecord("long", records[0].image, "질문 " * 80, "답")]
     batched = encode_many(many, tokenizer, KULLM, True, 128, n)
     assert batched == [encode(r, tokenizer, KULLM, True, 128, n) for r in many]
-    assert batched[-1] is None and batched[4] == batched[0] and batched[3].image is None
+    first = batched[0]
+    assert batched[-1] is None and batched[4] == first and batched[3] is not None and batched[3].image is None
+    assert first is not None
     before, _, after = split_prompt(KULLM.render(instruction_text(records[0], "image")))
     ids = [tokenizer(part, add_special_tokens=False)["input_ids"] for part in (before, after, "빨간색")]
-    assert batched[0].input_ids == ids[0] + ids[1] + ids[2] + [tokenizer.eos_token_id]
-    assert batched[0].image_pos == len(ids[0])
+    assert first.input_ids == ids[0] + ids[1] + ids[2] + [tokenizer.eos_token_id]
+    assert first.image_pos == len(ids[0])
 
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from finetune.vr.proof import ProofSize, run_proof
+from research.vr.proof import ProofSize, run_proof
 
 # The proof trains for a few minutes on its own but took more than 600 s on a loaded machine;
 # the first test that asks for it carries that time (pytest keeps a fixture's error for the rest).
@@ -75,9 +75,9 @@ def served_answers(served_url: str, colour_questions: list[Any]) -> list[str]:
     from text_generation import AsyncClient
 
     from finetune.vr.data import instruction_text
-    from finetune.vr.model import load_image
+    from finetune.vr.vr_model import load_image
+    from kovr.modeling.images import encode_data_uri
     from kovr.prompt import KULLM
-    from model_server.align import encode_data_uri
 
     client = AsyncClient(served_url, timeout=120)
 
@@ -96,7 +96,7 @@ def test_served_checkpoint_answers_an_image_question(served_answers: list[str], 
     correct = sum(a == r.output for a, r in zip(served_answers, colour_questions, strict=True))
     assert all(served_answers), served_answers
     assert correct / len(colour_questions) >= COLOUR_THRESHOLD - 0.1, \
-        list(zip(served_answers, [r.output for r in colour_questions]))
+        list(zip(served_answers, [r.output for r in colour_questions], strict=True))
 
 
 def test_chat_answers_an_uploaded_image_like_the_served_model(
@@ -136,7 +136,7 @@ def test_the_chat_page_shows_the_models_answer_about_an_uploaded_scene(
     """
     import uuid
 
-    from finetune.vr.scenes import COLOURS
+    from research.vr.scenes import COLOURS
     from tests.browser.support import attach_image, chromium, fill_sign_up, send_with_image
     from tests.chat.support import backend, backend_settings
 

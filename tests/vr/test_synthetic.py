@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from finetune.vr.questions import DIRECTIONS, MIN_SEPARATION, NO, TEMPLATES, YES
-from finetune.vr.scenes import COLOURS, SceneObject
+from research.vr.questions import DIRECTIONS, MIN_SEPARATION, NO, TEMPLATES, YES
+from research.vr.scenes import COLOURS, SceneObject
 
 
 @pytest.fixture(scope="module")
 def vr_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from finetune.vr.synthetic import generate
+    from research.vr.synthetic import generate
 
     out = tmp_path_factory.mktemp("vr") / "set"
     generate(out, 80, seed=3, image_size=48)
@@ -37,7 +37,7 @@ def _digest(folder: Path) -> str:
 
 
 def test_same_seed_same_bytes_other_seed_differs(vr_set: Path, tmp_path: Path) -> None:
-    from finetune.vr.synthetic import generate
+    from research.vr.synthetic import generate
 
     generate(tmp_path / "again", 80, seed=3, image_size=48)
     generate(tmp_path / "other", 80, seed=4, image_size=48)
@@ -48,8 +48,8 @@ def test_same_seed_same_bytes_other_seed_differs(vr_set: Path, tmp_path: Path) -
 def test_grid_layout_keeps_one_object_per_cell_and_free_layout_works(tmp_path: Path) -> None:
     import random
 
-    from finetune.vr.scenes import CANVAS, sample_scene
-    from finetune.vr.synthetic import generate
+    from research.vr.scenes import CANVAS, sample_scene
+    from research.vr.synthetic import generate
 
     rng = random.Random(0)
     for _ in range(50):
@@ -81,7 +81,9 @@ def test_heldout_templates_and_scenes_never_in_training(vr_set: Path) -> None:
     assert heldout_ids and not heldout_ids & {q["template"] for q in train_q}
     assert heldout_ids <= {q["template"] for q in test_q}
     assert {q["question"] for q in test_q if q["heldout_template"]}.isdisjoint({q["question"] for q in train_q})
-    signature = lambda c: tuple(sorted((o["colour"], o["shape"], round(o["x"]), round(o["y"])) for o in c["scene"]))
+    def signature(c: dict) -> tuple:
+        return tuple(sorted((o["colour"], o["shape"], round(o["x"]), round(o["y"])) for o in c["scene"]))
+
     train_scenes = {signature(c) for c in _read(vr_set / "train_captions.jsonl")}
     assert not train_scenes & {signature(c) for c in _read(vr_set / "test_captions.jsonl")}
 
@@ -108,8 +110,8 @@ def test_answers_agree_with_the_scene(vr_set: Path) -> None:
             adj = next(a for a in adjectives if f"{a} 도형" in text)
             assert [o.shape for o in objects if o.adjective == adj] == [answer], text
         elif q["type"] == "count":
-            adj = next((a for a in adjectives if f"{a} 도형" in text), None)
-            n = sum(o.adjective == adj for o in objects) if adj else sum(
+            counted = next((a for a in adjectives if f"{a} 도형" in text), None)
+            n = sum(o.adjective == counted for o in objects) if counted else sum(
                 text.startswith(o.shape) or f" {o.shape}" in text.split("몇")[0] for o in objects)
             assert answer == f"{n}개", text
         else:
@@ -152,7 +154,7 @@ def test_cli_writes_a_set_and_rejects_bad_counts(tmp_path: Path) -> None:
 def test_train_questions_add_questions_of_a_type_and_leave_the_test_split_alone(vr_set: Path, tmp_path: Path) -> None:
     meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
     more = tmp_path / "more"
-    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(more), "--count", str(meta["count"]),
+    ok = subprocess.run([sys.executable, "-m", "research.vr.cli", "--output", str(more), "--count", str(meta["count"]),
                          "--seed", str(meta["seed"]), "--image-size", "48", "--train-questions", "relation=3,count=0"],
                         check=False, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
@@ -161,16 +163,18 @@ def test_train_questions_add_questions_of_a_type_and_leave_the_test_split_alone(
     assert "count" not in by_type["train"] and by_type["train"]["existence"] == scenes
     assert scenes * 2 < by_type["train"]["relation"] <= scenes * 3  # a scene may offer no relation
     assert (more / "test_vqa.jsonl").read_bytes() == (vr_set / "test_vqa.jsonl").read_bytes()
-    for bad, message in (("colour=x", "write TYPE=N"), ("size=2", "unknown question type"), ("relation=99", "between 0")):
-        out = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(tmp_path / "bad"), "--count", "5",
+    errors = (("colour=x", "write TYPE=N"), ("size=2", "unknown question type"), ("relation=99", "between 0"))
+    for bad, message in errors:
+        out = subprocess.run([sys.executable, "-m", "research.vr.cli", "--output", str(tmp_path / "bad"),
+                              "--count", "5",
                               "--train-questions", bad], check=False, capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and message in out.stderr, (bad, out.stderr)
 
 
 def _regenerate(vr_set: Path, out: Path, *flags: str) -> dict:
-    """``vr_set`` made again through `kovr vr-data` with ``flags``; returns the new meta.json."""
+    """``vr_set`` made again through the research CLI with ``flags``; returns the new meta.json."""
     meta = json.loads((vr_set / "meta.json").read_text(encoding="utf-8"))
-    ok = subprocess.run([sys.executable, "-m", "kovr", "vr-data", "--output", str(out), "--count", str(meta["count"]),
+    ok = subprocess.run([sys.executable, "-m", "research.vr.cli", "--output", str(out), "--count", str(meta["count"]),
                          "--seed", str(meta["seed"]), "--image-size", "48", *flags],
                         check=False, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr
@@ -178,7 +182,7 @@ def _regenerate(vr_set: Path, out: Path, *flags: str) -> dict:
 
 
 def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tmp_path: Path) -> None:
-    from finetune.vr.questions import REASON_JOINER, final_answer
+    from finetune.vr.evaluate import REASON_JOINER, final_answer
 
     out = tmp_path / "reasoned"
     assert _regenerate(vr_set, out, "--reasoned-relations")["reasoned_relations"] is True
@@ -203,7 +207,7 @@ def test_reasoned_relations_change_only_yes_no_relation_answers(vr_set: Path, tm
 
 
 def test_varied_wordings_move_the_names_in_training_only(vr_set: Path, tmp_path: Path) -> None:
-    from finetune.vr.questions import FRONT_WORDS, WHICH_NOUNS
+    from research.vr.questions import FRONT_WORDS, WHICH_NOUNS
 
     out = tmp_path / "varied"
     assert _regenerate(vr_set, out, "--varied-wordings")["varied_wordings"] is True
@@ -224,7 +228,7 @@ def test_varied_nouns_rename_dohyeong_in_half_the_shape_and_count_training_quest
         vr_set: Path, tmp_path: Path) -> None:
     import random
 
-    from finetune.vr.synthetic import renoun_all
+    from research.vr.synthetic import renoun_all
 
     varied, both = tmp_path / "varied", tmp_path / "both"
     _regenerate(vr_set, varied, "--varied-wordings")
@@ -237,7 +241,8 @@ def test_varied_nouns_rename_dohyeong_in_half_the_shape_and_count_training_quest
     for a, b in changed:  # only the noun: same answer, type and scene; "도형" gone, a noun with its particle
         assert a["type"] in ("shape", "count") and {k: v for k, v in a.items() if k != "question"} == \
             {k: v for k, v in b.items() if k != "question"}
-        assert "도형" not in b["question"] and any(n in b["question"] for n in ("것은", "물체는", "것의", "물체의", "것이", "물체가"))
+        assert "도형" not in b["question"]
+        assert any(n in b["question"] for n in ("것은", "물체는", "것의", "물체의", "것이", "물체가"))
     # the same pass over the set without it gives this set: runs on an existing set can add the nouns
     renoun_all(before, random.Random(f"{json.loads((vr_set / 'meta.json').read_text())['seed']}:train-nouns"))
     assert before == after
@@ -262,8 +267,7 @@ def test_reasoned_answers_score_by_their_verdict() -> None:
 
 def test_which_one_answers_count_whether_they_name_either_thing() -> None:
     from finetune.vr.data import VRRecord
-    from finetune.vr.evaluate import Prediction, accuracy_by_type, format_table
-    from finetune.vr.questions import which_pair
+    from finetune.vr.evaluate import Prediction, accuracy_by_type, format_table, which_pair
 
     question = "사진에서 초록색 원과 노란 세모 중 더 왼쪽에 있는 도형은 무엇인가요?"
     assert which_pair(question) == ("초록색 원", "노란 세모")

@@ -1,4 +1,4 @@
-"""The configuration of `kovr finetune` (LoRA instruction tuning), built on finetune.config.
+"""The configuration of `kovr finetune` (LoRA instruction tuning), built on finetune.yaml_config.
 
 Sections: ``run`` and ``train`` (shared with every KoVR trainer), ``model``, ``data``, ``lora``, ``eval``.
 See finetune/configs/*.yaml for complete examples.
@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from finetune.config import ConfigModel, LoraSection, RunSection, TrainSection
 from finetune.eval_prompts import default_eval_prompts
+from finetune.yaml_config import ConfigModel, LoraSection, RunSection, TrainSection
 from kovr.prompt import TEMPLATES
 
 

@@ -1,7 +1,7 @@
 """Bench: which words in the "which one" slot does a model read? The same held-out relation scenes
 asked with each noun, for the align model and its text-only baseline.
 
-    python bench/bench_vr_nouns.py --data W/data --align W/seed5/align/align \\
+    python research/vr/bench_nouns.py --data W/data --align W/seed5/align/align \\
         --text-only W/seed5/text_only/align [--form rel_5] [--questions 300] [--json OUT]
 
 "A와 B 중 더 왼쪽에 있는 것은 무엇인가요?" is trained with 것은 (and 쪽은 / 물체는 on a
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 NOUNS: dict[str, str] = {
     "것은": "trained (rel_3)", "쪽은": "trained, reworded sets", "물체는": "trained, reworded sets",
@@ -33,7 +33,8 @@ NOUNS: dict[str, str] = {
 
 def probe_records(data: Path, form: str, count: int, out: Path) -> Path:
     """``count`` test questions of ``form`` asked with every noun, in one jsonl beside the images."""
-    from finetune.vr.questions import which_pair, with_which_noun
+    from finetune.vr.evaluate import which_pair
+    from research.vr.questions import with_which_noun
 
     rows = [json.loads(line) for line in (data / "test_vqa.jsonl").read_text(encoding="utf-8").splitlines()]
     picked = [r for r in rows if r.get("template") == form and which_pair(r["question"])][:count]
@@ -49,7 +50,7 @@ def probe_records(data: Path, form: str, count: int, out: Path) -> Path:
 
 
 def score(checkpoint: Path, records: Path) -> dict[str, Any]:
-    from finetune.vr.checkpoint import evaluate_checkpoint
+    from finetune.vr.evaluate import evaluate_checkpoint
 
     result, _ = evaluate_checkpoint(checkpoint, records)  # with images where the model was trained on them
     return {noun: {**result["which_one"][noun], "accuracy": result["by_template_id"][noun]["accuracy"]}
@@ -57,7 +58,8 @@ def score(checkpoint: Path, records: Path) -> dict[str, Any]:
 
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
-    print("| noun | in training | align: right (names one / right of those) | text-only: right (…) | align - text-only |")
+    print("| noun | in training | align: right (names one / right of those) | text-only: right (…) "
+          "| align - text-only |")
     print("|---|---|---:|---:|---:|")
     for noun, where in NOUNS.items():
         a, t = results["align"][noun], results["text_only"][noun]

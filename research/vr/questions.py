@@ -6,7 +6,7 @@ Answers are short words (예/아니요, a colour, a shape, "N개", an object's n
 With ``reasoned=True`` a yes/no relation answer first names the object that is further that way,
 then gives the verdict ("초록색 네모가 더 왼쪽에 있으므로 아니요"): the comparison a small model
 can make in one attention step, then the check against the question's subject. Scoring compares
-the verdict (``final_answer``).
+the verdict (``finetune.vr.evaluate.final_answer``).
 """
 
 from __future__ import annotations
@@ -16,24 +16,24 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from finetune.vr.korean import Noun
-from finetune.vr.scenes import COLOURS, SHAPES, Scene, SceneObject
+from finetune.vr.evaluate import REASON_JOINER, which_pair
+from research.vr.korean import Noun
+from research.vr.scenes import COLOURS, SHAPES, Scene, SceneObject
 
 YES, NO = "예", "아니요"
 QUESTION_TYPES: tuple[str, ...] = ("existence", "colour", "shape", "count", "relation")
 # Direction word -> (axis, sign): "a is <word> of b" when sign * (a - b) on that axis is positive.
 DIRECTIONS: dict[str, tuple[str, int]] = {"왼쪽": ("x", -1), "오른쪽": ("x", 1), "위": ("y", -1), "아래": ("y", 1)}
 MIN_SEPARATION = 12.0  # scene units; closer pairs are never asked about (the answer would be unclear)
-REASON_JOINER = "있으므로 "  # ends the reason of a reasoned answer; the verdict follows it
 # Training wordings that move the names (``varied``): a tiny LM taught one wording per form found the
 # names by their place in the question and failed every held-out wording that moved them
-# (docs/BENCHMARKS.md, twenty-first stop). None is what makes a relation template held out
+# (docs/lab/2026-11-30-vr-proof.md, twenty-first stop). None is what makes a relation template held out
 # ("그림에서" in front, "도형은" for "것은"), and questions that begin with "그림" keep their front.
 FRONT_WORDS: tuple[str, ...] = ("사진에서 ", "여기서 ", "이미지에서 ")
 WHICH_NOUNS: tuple[str, ...] = ("쪽은", "물체는")  # in place of "것은" in "which one"
 # Other nouns for "도형" in the shape and count questions (``varied_nouns``): a model that met "도형"
 # only as "the shape of colour X" read the held-out "더 왼쪽에 있는 도형은" as a shape question
-# and answered with a shape in another colour (docs/BENCHMARKS.md, twenty-fifth stop).
+# and answered with a shape in another colour (docs/lab/2026-11-30-vr-proof.md, twenty-fifth stop).
 SHAPE_NOUNS: dict[str, tuple[str, ...]] = {"도형은": ("것은", "물체는"), "도형의": ("것의", "물체의"),
                                            "도형이": ("것이", "물체가")}
 
@@ -98,10 +98,7 @@ def ask(scene: Scene, type_: str, rng: random.Random, heldout: bool, *,
     a seen template's question half the time (``reword``); it draws more numbers.
     """
     template = rng.choice(templates_for(type_, heldout))
-    if type_ == "relation":
-        made = _relation(scene, template, rng, reasoned)
-    else:
-        made = _MAKERS[type_](scene, template, rng)
+    made = _relation(scene, template, rng, reasoned) if type_ == "relation" else _MAKERS[type_](scene, template, rng)
     if made is None:
         return None
     question, answer = made
@@ -193,20 +190,6 @@ def _relation(scene: Scene, template: Template, rng: random.Random,
     if reasoned:
         return text, f"{Noun(further).ig} 더 {word}에 {REASON_JOINER}{verdict}"
     return text, verdict
-
-
-def final_answer(answer: str) -> str:
-    """The verdict of a reasoned answer ("…에 있으므로 아니요" -> "아니요"); other answers unchanged."""
-    return answer.rsplit(REASON_JOINER, 1)[-1]
-
-
-def which_pair(question: str) -> tuple[str, str] | None:
-    """The two names a "which one" question asks between ("A와 B 중 …" -> ("A", "B")), else None."""
-    head, found, _ = question.partition(" 중 ")
-    words = head.split()
-    if not found or len(words) < 4 or words[-3][-1:] not in ("와", "과"):
-        return None
-    return f"{words[-4]} {words[-3][:-1]}", f"{words[-2]} {words[-1]}"
 
 
 def with_which_noun(question: str, noun: str) -> str:

@@ -1,5 +1,5 @@
-"""Building the language model (loaded, or a tiny one pre-trained here), the align model, what
-trains in each stage, and the checkpoint folder model_server loads."""
+"""Building the language model (loaded, or a tiny one pre-trained here), the align model (a pretrained
+encoder, or a tiny random one), what trains in each stage, and the checkpoint folder model_server loads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from finetune.config import TrainSection
 from finetune.loop import LoopSpec, train_loop
 from finetune.modeling import Runtime, add_lora, load_base_model, resolve_runtime, tiny_model, train_tokenizer
 from finetune.objective import response_loss
@@ -24,15 +23,11 @@ from finetune.vr.data import (
     load_text_instructions,
     load_vqa,
 )
+from finetune.yaml_config import TrainSection
+from kovr.modeling.align_config import LM_DIR, LORA_DIR, VISION_DIR, AlignConfig, TokenSelection
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.language_model import language_model_source
 from kovr.prompt import PromptTemplate
-from model_server.align import (
-    LM_DIR,
-    LORA_DIR,
-    AlignConfig,
-    AlignModel,
-    language_model_source,
-    make_tiny_align_model,
-)
 
 BASE_LM_DIR = "base_lm"
 RUN_INFO_FILE = "vr_run.json"
@@ -97,6 +92,53 @@ def set_trainable(cfg: VRConfig, align: AlignModel, lm: Any, runtime: Runtime) -
         return add_lora(lm, cfg.lora, runtime)
     lm.requires_grad_(mode == "full")
     return lm
+
+
+# --- a tiny random vision tower for CPU runs (and the tests' align checkpoints) ---------------
+def make_tiny_align_model(
+    lm_hidden: int,
+    *,
+    image_size: int = 32,
+    patch_size: int = 8,
+    vision_hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    projector_type: str = "mlp2x_gelu",
+    token_selection: TokenSelection = "patch",
+    feature_layer: int = -1,
+    language_model: str = "",
+    train_vision_encoder: bool = False,
+    prefix_positions: bool = False,
+    seed: int = 0,
+) -> AlignModel:
+    """A random-init tiny CLIP vision tower + projector (no hub access); bundled when saved."""
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(seed)
+    vcfg = CLIPVisionConfig(
+        hidden_size=vision_hidden,
+        intermediate_size=vision_hidden * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=patch_size,
+        projection_dim=vision_hidden,
+    )
+    config = AlignConfig(
+        vision_encoder=VISION_DIR,
+        feature_layer=feature_layer,
+        token_selection=token_selection,
+        projector_type=projector_type,
+        language_model=language_model,
+        image_size=image_size,
+        lm_hidden=lm_hidden,
+        train_vision_encoder=train_vision_encoder,
+        prefix_positions=prefix_positions,
+    )
+    model = AlignModel(config, CLIPVisionModel(vcfg))
+    model.bundle_vision = True
+    return model
 
 
 # --- a tiny language model for CPU runs --------------------------------------------------------

@@ -6,7 +6,7 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 
 Reuse (e.g. ``kovr finetune-vr``)::
 
-    from finetune.config import ConfigModel, RunSection, TrainSection, load_config, save_config
+    from finetune.yaml_config import ConfigModel, RunSection, TrainSection, load_config, save_config
 
     class VRConfig(ConfigModel):
         run: RunSection

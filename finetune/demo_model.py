@@ -2,7 +2,8 @@
 
 Training text is the repository's own Korean instruction set (kovr/data, always present) plus,
 when ../shared/data exists, its KoAlpaca and chatbot Q/A records. A byte-level BPE tokenizer is
-trained first, then the model, for a fixed time budget. The folder is saved like any fine-tuned
+trained first, then the model, for a fixed time budget, through `kovr finetune`'s training loop
+(finetune.loop). The folder is saved like any fine-tuned
 model (save_pretrained + tokenizer + prompt_template.json) with `kovr_model.json` recording that
 it is a demo, its held-out loss and a few sample answers.
 """
@@ -12,17 +13,19 @@ from __future__ import annotations
 import json
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from kovr.data import load_demo_instructions, load_test_prompts
+from kovr.modeling import META_FILE
 from kovr.prompt import PromptTemplate
-from model_server.loading import META_FILE
 
 # A short template: the demo model spends its few minutes on answers, not on a long header.
 DEMO_TEMPLATE = PromptTemplate(
@@ -103,11 +106,11 @@ def build_demo_model(
     config: DemoConfig = DemoConfig(),
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Train and save the demo model into `output`; returns what was written to kovr_model.json."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from model_server.bpe import train_byte_level_bpe
+    from kovr.modeling.bpe import train_byte_level_bpe
 
     started = time.perf_counter()
     rng = random.Random(config.seed)
@@ -131,11 +134,11 @@ def build_demo_model(
     weighted = train + repeated * (config.own_data_repeats - 1)
     blocks = _blocks([render(r) for r in weighted], tokenizer, eos, config.block_size, rng)
     budget = config.time_budget_s - (time.perf_counter() - started) - 20  # leave time to evaluate
-    steps = _train(model, blocks, config, max(budget, 10.0), rng, progress)
+    steps = _train(model, blocks, config, max(budget, 10.0), progress)
     held = _blocks([render(r) for r in heldout], tokenizer, eos, config.block_size, rng)
     loss = _heldout_loss(model, held[: config.heldout_batches * config.batch_size])
     samples = _samples(model, tokenizer)
-    meta: dict[str, object] = {
+    meta: dict[str, Any] = {
         "demo": True,
         "heldout_loss": round(loss, 4),
         "heldout_perplexity": round(math.exp(loss), 2),
@@ -160,62 +163,79 @@ def _split(records: list[Record], config: DemoConfig, rng: random.Random) -> tup
     return shuffled[:n], shuffled[n:]
 
 
-def _blocks(texts: Iterable[str], tokenizer: object, eos: int, size: int, rng: random.Random) -> torch.Tensor:
+def _blocks(texts: Iterable[str], tokenizer: Any, eos: int, size: int, rng: random.Random) -> torch.Tensor:
     """Records joined by EOS into one stream, cut into blocks of `size` tokens (the model shifts labels)."""
     texts = list(texts)
     rng.shuffle(texts)
     stream: list[int] = []
-    for ids in tokenizer(texts)["input_ids"]:  # type: ignore[operator]
-        stream.extend(ids + [eos])
+    for ids in tokenizer(texts)["input_ids"]:
+        stream.extend([*ids, eos])
     usable = len(stream) // size * size
     return torch.tensor(stream[:usable], dtype=torch.long).view(-1, size)
 
 
 def _train(
-    model: torch.nn.Module, blocks: torch.Tensor, config: DemoConfig, budget_s: float, rng: random.Random,
-    progress: bool,
+    model: torch.nn.Module, blocks: torch.Tensor, config: DemoConfig, budget_s: float, progress: bool,
 ) -> int:
+    """`kovr finetune`'s loop (finetune.loop) on the blocks, until the time budget or max_steps."""
+    from finetune.checkpoint import TrainState
+    from finetune.loop import LoopSpec, train_loop
+    from finetune.yaml_config import TrainSection
+
+    size = blocks.shape[1]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
-    model.train()
     started = time.perf_counter()
-    bar = tqdm(total=int(budget_s), unit="s", desc="데모 모델 학습 (training demo model)", disable=not progress)
-    step = 0
 
-    def one_step() -> float:
-        nonlocal step
+    def lr_factor(step: int) -> float:  # warmup, then linear decay over the time budget
         elapsed = time.perf_counter() - started
-        lr = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
-        lr *= max(0.1, 1.0 - elapsed / budget_s)  # linear decay over the time budget
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = blocks[torch.tensor([rng.randrange(len(blocks)) for _ in range(config.batch_size)])]
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        return float(loss.detach())
+        return min(1.0, (step + 1) / config.warmup_steps) * max(0.1, 1.0 - elapsed / budget_s)
 
-    _use_fastest_threads(one_step)
-    while step < config.max_steps and time.perf_counter() - started < budget_s:
-        loss = one_step()
-        bar.n = min(int(time.perf_counter() - started), bar.total)
-        bar.set_postfix(step=step, loss=f"{loss:.3f}", refresh=True)
+    def batches_for_epoch(epoch: int) -> list[list[int]]:
+        order = list(range(len(blocks)))
+        random.Random(f"{config.seed}:{epoch}").shuffle(order)
+        return [order[i:i + config.batch_size] for i in range(0, len(order) - config.batch_size + 1, config.batch_size)]
+
+    def loss_fn(lm: torch.nn.Module, rows: list[int]) -> tuple[torch.Tensor, int]:
+        batch = blocks[torch.tensor(rows)]
+        items = len(rows) * (size - 1)  # the model shifts labels: one target fewer than tokens per row
+        return lm(input_ids=batch, labels=batch).loss * items, items
+
+    seconds = int(budget_s)
+    bar = tqdm(total=seconds, unit="s", desc="데모 모델 학습 (training demo model)", disable=not progress)
+
+    def on_step(state: TrainState, record: dict[str, Any]) -> None:
+        bar.n = min(int(time.perf_counter() - started), seconds)
+        bar.set_postfix(step=state.step, loss=f"{record['loss']:.3f}", refresh=True)
+
+    train = TrainSection(micro_batch_size=config.batch_size, max_steps=config.max_steps,
+                         learning_rate=config.learning_rate, max_grad_norm=1.0, precision="fp32",
+                         gradient_checkpointing=False, log_every=50, progress_bar=False)
+    _use_fastest_threads(lambda: loss_fn(model, batches_for_epoch(0)[0])[0].backward())
+    model.zero_grad(set_to_none=True)
+    with tempfile.TemporaryDirectory(prefix="kovr-demo-") as run_dir:
+        state = train_loop(LoopSpec(
+            model=model, optimizer=optimizer, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor),
+            run_dir=Path(run_dir), train=train, total_steps=config.max_steps, batches_for_epoch=batches_for_epoch,
+            loss_fn=loss_fn, weight_fn=lambda rows: len(rows) * (size - 1), tokens_fn=lambda rows: len(rows) * size,
+            on_step=on_step, should_stop=lambda _: time.perf_counter() - started >= budget_s,
+        ))
     bar.close()
     model.eval()
-    return step
+    return state.step
 
 
-def _use_fastest_threads(one_step: Callable[[], float]) -> None:
-    """One thread or all? On a busy 2-core machine one thread can be several times faster."""
+def _use_fastest_threads(probe: Callable[[], None]) -> None:
+    """One thread or all? On a busy 2-core machine one thread can be several times faster.
+
+    ``probe`` runs a forward and backward pass (no optimizer step, so the weights stay as they are).
+    """
     options = sorted({1, torch.get_num_threads()})
     timings: dict[int, float] = {}
     for threads in options:
         torch.set_num_threads(threads)
-        one_step()  # the first step with a thread count pays for warming up
+        probe()  # the first pass with a thread count pays for warming up
         start = time.perf_counter()
-        one_step()
+        probe()
         timings[threads] = time.perf_counter() - start
     torch.set_num_threads(min(timings, key=timings.__getitem__))
 
@@ -227,26 +247,26 @@ def _heldout_loss(model: torch.nn.Module, blocks: torch.Tensor) -> float:
 
 
 @torch.inference_mode()
-def _samples(model: torch.nn.Module, tokenizer: object, n: int = 4) -> list[dict[str, str]]:
+def _samples(model: Any, tokenizer: Any, n: int = 4) -> list[dict[str, str]]:
     out = []
     for prompt in load_test_prompts()[:n]:
         text = DEMO_TEMPLATE.render(prompt["instruction"], prompt["input"])
-        ids = tokenizer(text, return_tensors="pt")["input_ids"]  # type: ignore[operator]
-        generated = model.generate(  # type: ignore[operator]
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        generated = model.generate(
             ids, attention_mask=torch.ones_like(ids), max_new_tokens=60, do_sample=False, repetition_penalty=1.2,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
         )
-        answer = tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True)  # type: ignore[attr-defined]
+        answer = tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True)
         for stop in DEMO_TEMPLATE.stop:
             answer = answer.split(stop)[0]
         out.append({"instruction": prompt["instruction"], "answer": answer.strip()})
     return out
 
 
-def _save(output: Path, model: torch.nn.Module, tokenizer: object, meta: dict[str, object]) -> None:
+def _save(output: Path, model: Any, tokenizer: Any, meta: dict[str, Any]) -> None:
     output.mkdir(parents=True, exist_ok=True)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id  # type: ignore[attr-defined, union-attr]
-    model.save_pretrained(output)  # type: ignore[operator]
-    tokenizer.save_pretrained(output)  # type: ignore[attr-defined]
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
     DEMO_TEMPLATE.save(output)
     (output / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tokenizers import (  # type: ignore[import-untyped]
+from tokenizers import (
     Tokenizer,
     decoders,
     models,

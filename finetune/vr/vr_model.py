@@ -16,7 +16,9 @@ from torch import nn
 
 from finetune.objective import response_loss
 from finetune.vr.data import IGNORE, Encoded
-from model_server.align import AlignModel, decode_data_uri, splice_image_embeds
+from kovr.modeling.align_model import AlignModel
+from kovr.modeling.image_prompt import splice_image_embeds
+from kovr.modeling.images import decode_data_uri
 
 
 def load_image(ref: str) -> Image.Image:
@@ -28,7 +30,8 @@ def load_image(ref: str) -> Image.Image:
 
 
 class VRModel(nn.Module):
-    def __init__(self, align: AlignModel, lm: nn.Module, feature_cache: int = 0) -> None:
+    def __init__(self, align: AlignModel, lm: Any, feature_cache: int = 0) -> None:
+        """``lm``: a transformers causal LM, or its peft wrapper while LoRA trains."""
         super().__init__()
         self.align = align
         self.lm = lm
@@ -59,7 +62,9 @@ class VRModel(nn.Module):
     def prefixes(self, refs: list[str]) -> torch.Tensor:
         return self.align.project(self.features(refs))
 
-    def build_inputs(self, items: list[Encoded], left_pad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def build_inputs(
+        self, items: list[Encoded], left_pad: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs_embeds [B, L, H], attention_mask [B, L], labels [B, L]) with prefixes spliced in."""
         embed = self.lm.get_input_embeddings()
         refs = [it.image for it in items if it.image is not None]
@@ -78,7 +83,9 @@ class VRModel(nn.Module):
         return _pad(rows, labels, left_pad)
 
 
-def _pad(rows: list[torch.Tensor], labels: list[torch.Tensor], left: bool) -> tuple[torch.Tensor, ...]:
+def _pad(
+    rows: list[torch.Tensor], labels: list[torch.Tensor], left: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     length = max(r.shape[0] for r in rows)
     hidden = rows[0].shape[1]
     embeds = rows[0].new_zeros((len(rows), length, hidden))
@@ -110,7 +117,10 @@ def generate(model: VRModel, prompts: list[Encoded], tokenizer: Any, max_new_tok
 @torch.no_grad()
 def standardize_projector_input(model: VRModel, refs: list[str]) -> None:
     """Fold per-dimension feature standardisation into the projector's first linear layer."""
-    first = model.align.projector[0] if isinstance(model.align.projector, nn.Sequential) else model.align.projector
+    projector = model.align.projector
+    first = projector[0] if isinstance(projector, nn.Sequential) else projector
+    if not isinstance(first, nn.Linear):
+        raise TypeError(f"the projector starts with {type(first).__name__}, not a linear layer")
     feats = torch.cat([model.features(refs[i:i + 64]).reshape(-1, first.in_features)
                        for i in range(0, len(refs), 64)])
     mean, std = feats.mean(0), feats.std(0) + 1e-4

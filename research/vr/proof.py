@@ -1,18 +1,18 @@
 """The proof that the image matters: the same stage-2 training with and without the image prefix.
 
-Shared by bench/bench_vr.py (full size) and the slow test (small size): synthetic set ->
+Shared by research/vr/bench_vr.py (full size) and the slow test (small size): synthetic set ->
 stage 1 (tiny LM pre-trained on the text, projector on captions) -> stage 2 twice (images on /
 off, same records, steps and seed) -> accuracy by question type on held-out scenes. With
 ``relation_steps`` each stage-2 model then trains on the relation questions (and a
 ``relation_replay`` share of the others) for that many steps (a second stage-2 pass, the same for
 both) before it is scored: mixed with the other types, yes/no relations stayed at chance, and a
-pass on relations is what moved them (docs/BENCHMARKS.md, "The reason first"). With
+pass on relations is what moved them (docs/lab/2026-11-30-vr-proof.md, "The reason first"). With
 ``reasons_in_pass`` stage 2 sees the verdicts alone and the pass adds the reasons; with
 ``yes_no_in_pass`` stage 2 sees no yes/no relation question at all and the pass brings them in,
 reasons first. ``relation_passes`` repeats the pass, each from the last with its learning-rate
 schedule begun again: after a second 20,000-step pass the seen yes/no forms were 9-33 points above
 the baseline's in seeds 3-5, where one pass had left them 1-18; seed 2 never learned "which one"
-and stayed at chance (docs/BENCHMARKS.md, "A second relation pass").
+and stayed at chance (docs/lab/2026-11-30-vr-proof.md, "A second relation pass").
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.config import load_config
-from finetune.vr.checkpoint import evaluate_checkpoint
-from finetune.vr.config import VRConfig
-from finetune.vr.synthetic import generate
+from finetune.vr.config import CONFIGS, VRConfig
+from finetune.vr.evaluate import evaluate_checkpoint
 from finetune.vr.train import run_finetune_vr
-
-CONFIGS = Path(__file__).resolve().parent / "configs"
+from finetune.yaml_config import load_config
+from research.vr.synthetic import generate
 
 
 @dataclass(frozen=True)
@@ -45,11 +43,11 @@ class ProofSize:
     varied_nouns: bool = False  # another noun for "도형" in half the shape/count ones (questions.renoun)
     # With ``reasoned``: stage 2 trains on the verdicts alone and only the relation pass on the
     # reasons; stage 2 with reasons had them at chance, and a pass from a verdict-only model read
-    # them where that model already answered "which one" (docs/BENCHMARKS.md, "Reasons in the pass only").
+    # them where that model already answered "which one" (docs/lab/2026-11-30-vr-proof.md, "Reasons in the pass only").
     reasons_in_pass: bool = False
     # With ``reasoned``: stage 2 trains without the yes/no relation questions, whose verdicts carry
     # no first-order signal before "which one" is learned, and only the pass has them, with reasons
-    # (docs/BENCHMARKS.md, "Yes/no relations in the pass only").
+    # (docs/lab/2026-11-30-vr-proof.md, "Yes/no relations in the pass only").
     yes_no_in_pass: bool = False
     relation_steps: int = 0  # a stage-2 pass on relation questions after stage 2 (0: none)
     relation_learning_rate: float = 1e-3
@@ -102,8 +100,8 @@ def run_stage1(workdir: Path, size: ProofSize, extra: list[str] | None = None) -
         _relation_mix(data, size.relation_replay)
     if size.relation_eval:
         _only(data, "test", ("relation",))
-    s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", _common(workdir, extra) + [
-        f"run.output_dir={workdir / 'stage1'}", f"train.max_steps={size.stage1_steps}",
+    s1 = load_config(VRConfig, CONFIGS / "tiny_stage1.yaml", [
+        *_common(workdir, extra), f"run.output_dir={workdir / 'stage1'}", f"train.max_steps={size.stage1_steps}",
         f"language_model.tiny.pretrain_steps={size.pretrain_steps}"])
     return run_finetune_vr(s1).checkpoint
 
@@ -118,9 +116,9 @@ def run_stage2(workdir: Path, size: ProofSize, extra: list[str] | None, stage1: 
     if size.yes_no_in_pass:
         train_vqa = _without_yes_no(train_vqa, write=False)
     name = "align" if images else "text_only"
-    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
-        f"init_from={stage1}", f"run.output_dir={workdir / name}", f"train.max_steps={size.stage2_steps}",
-        f"data.images={str(images).lower()}", f"data.vqa=[{train_vqa}]"])
+    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", [
+        *_common(workdir, extra), f"init_from={stage1}", f"run.output_dir={workdir / name}",
+        f"train.max_steps={size.stage2_steps}", f"data.images={str(images).lower()}", f"data.vqa=[{train_vqa}]"])
     checkpoint = run_finetune_vr(cfg).checkpoint
     seconds = run_seconds(checkpoint)
     if not size.relation_steps:
@@ -169,8 +167,8 @@ def _relation_pass(workdir: Path, size: ProofSize, extra: list[str] | None, star
     pass ``number`` 2 and on write to ``{name}_relations{number}``."""
     relations = _relation_mix(workdir / "data", size.relation_replay, write=False)
     folder = workdir / f"{name}_relations{number if number > 1 else ''}"
-    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", _common(workdir, extra) + [
-        f"init_from={start}", f"run.output_dir={folder}",
+    cfg = load_config(VRConfig, CONFIGS / "tiny_stage2.yaml", [
+        *_common(workdir, extra), f"init_from={start}", f"run.output_dir={folder}",
         f"train.max_steps={size.relation_steps}", f"train.learning_rate={size.relation_learning_rate}",
         f"data.images={str(images).lower()}", f"data.vqa=[{relations}]"])
     return run_finetune_vr(cfg).checkpoint
@@ -190,7 +188,7 @@ def _relation_mix(data: Path, replay: float, *, write: bool = True) -> Path:
     """The training relation questions plus a seeded ``replay`` share of the other questions.
 
     A pass on relations alone overwrote what stage 2 had learned of the other types; replaying a
-    quarter of them kept it (docs/BENCHMARKS.md, "The relation pass in the bench").
+    quarter of them kept it (docs/lab/2026-11-30-vr-proof.md, "The relation pass in the bench").
     """
     import json
     import random
@@ -223,7 +221,7 @@ def _verdicts(source: Path, *, write: bool = True) -> Path:
     """A copy of a VQA file whose reasoned answers keep their verdict alone (made when `write`)."""
     import json
 
-    from finetune.vr.questions import final_answer
+    from finetune.vr.evaluate import final_answer
 
     target = source.with_name(f"{source.stem}.verdicts.jsonl")
     if not write:
@@ -237,7 +235,8 @@ def _without_yes_no(source: Path, *, write: bool = True) -> Path:
     """A copy of a VQA file without its yes/no relation questions (made when `write`)."""
     import json
 
-    from finetune.vr.questions import NO, YES, final_answer
+    from finetune.vr.evaluate import final_answer
+    from research.vr.questions import NO, YES
 
     target = source.with_name(f"{source.stem}.no-yes-no.jsonl")
     if not write:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.vr.questions import QUESTION_TYPES, TEMPLATES, Question, ask, caption, renoun
-from finetune.vr.scenes import Scene, render, sample_scene
+from research.vr.questions import QUESTION_TYPES, TEMPLATES, Question, ask, caption, renoun
+from research.vr.scenes import Scene, render, sample_scene
 
 SPLITS = ("train", "test")
 
@@ -62,7 +62,7 @@ def generate(output: str | Path, count: int, seed: int, *, image_size: int = 64,
         raise ValueError("image_size must be between 16 and 1024 pixels")
     if not 0 <= grid <= 8 or 0 < grid < 3:
         raise ValueError("grid must be 0 (free placement) or between 3 and 8")
-    counts = {type_: questions_per_type for type_ in QUESTION_TYPES}
+    counts = dict.fromkeys(QUESTION_TYPES, questions_per_type)
     per_split = {"train": {**counts, **_checked_counts(train_questions or {})}, "test": counts}
     out = Path(output)
     n_test = max(1, round(count * test_fraction))

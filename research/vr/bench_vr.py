@@ -6,14 +6,14 @@
     python bench/bench_vr.py --scenes 60000 --train-questions relation=4 --stage2-steps 36000 \
         --set vision.prefix_positions=true --set vision.feature_cache=60000 --parallel 2  # relations
     ... --reasoned-relations --relation-steps 20000 --relation-replay 0.25 --relation-eval 2000 \
-        --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/BENCHMARKS.md)
+        --set language_model.tiny.parallel_residual=false  # yes/no relations (docs/lab/2026-11-30-vr-proof.md)
     ... --reasons-in-pass  # stage 2 on verdicts alone, reasons only in the pass (one seed of two)
     ... --yes-no-in-pass  # stage 2 without yes/no relations, the pass brings them (clearly in one seed of three)
     ... --yes-no-in-pass --relation-passes 2  # the pass twice: seen yes/no read in three seeds of four
     ... --yes-no-in-pass with relation=12 in place of 4  # "which one" in stage 2 (seeds 2, 5); other types lower
-    ... --varied-wordings, relation=12, --relation-passes 2  # held-out wordings of every type; seen relations in one seed
-    ... --varied-wordings, relation=12, --relation-passes 3  # and rel_1-rel_4 at 80-86%, colour/shape/count kept (one seed)
-    ... --varied-wordings --varied-nouns, relation=12, --relation-passes 3  # every relation form 15-45 points above (seeds 5, 2)
+    ... --varied-wordings, relation=12, --relation-passes 2  # held-out wordings of every type
+    ... --varied-wordings, relation=12, --relation-passes 3  # and rel_1-rel_4 at 80-86% (one seed)
+    ... --varied-wordings --varied-nouns, relation=12, --relation-passes 3  # every relation form above (seeds 5, 2)
 
 Tiny random CLIP encoder (frozen) + tiny GPT-NeoX pre-trained on the synthetic text, stage 1
 (projector on captions), then stage 2 twice with identical records, steps and seed: with the image
@@ -25,7 +25,7 @@ whole proof (tiny LM, stage 1, both stage-2 runs) once per training seed on the 
 and reports every seed and the mean. Each run has its own process; a seed's two stage-2 runs start
 as soon as its stage 1 is done, so ``--parallel 2`` trains the align model and its baseline at once.
 These models are too small to keep a GPU busy: processes sharing one ran at half the steps/s of a
-CPU core each (docs/BENCHMARKS.md), so ``--device cuda`` is for larger variants. The seed sets the
+CPU core each (docs/lab/2026-11-30-vr-proof.md), so ``--device cuda`` is for larger variants. The seed sets the
 models' initial weights, the text mixed in and the batch order; the scenes and questions stay those
 of seed 0.
 
@@ -48,7 +48,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -74,7 +74,7 @@ def seed_stage1(workdir: Path, seed: int, device: str, size: Any, overrides: lis
     """One seed's tiny LM and stage 1 (a worker process: the GPU needs its own context)."""
     import torch
 
-    from finetune.vr.proof import run_stage1
+    from research.vr.proof import run_stage1
 
     torch.set_num_threads(1)
     return run_stage1(workdir, size, _extra(seed, device, overrides))
@@ -85,7 +85,7 @@ def seed_stage2(workdir: Path, seed: int, device: str, size: Any, overrides: lis
     """One seed's stage 2 with or without images, and its accuracy (a worker process)."""
     import torch
 
-    from finetune.vr.proof import run_stage2
+    from research.vr.proof import run_stage2
 
     torch.set_num_threads(1)
     result, table = run_stage2(workdir, size, _extra(seed, device, overrides), stage1, images=images)
@@ -93,22 +93,25 @@ def seed_stage2(workdir: Path, seed: int, device: str, size: Any, overrides: lis
     return result
 
 
-def run_seeds(dirs: dict[int, Path], device: str, size: Any, overrides: list[str], parallel: int) -> list[dict[str, Any]]:
+def run_seeds(
+    dirs: dict[int, Path], device: str, size: Any, overrides: list[str], parallel: int
+) -> list[dict[str, Any]]:
     """Every seed's stage 1, then its two stage-2 runs as soon as it is done: up to `parallel` at once."""
     runs: dict[int, dict[str, Any]] = {s: {"seed": s} for s in dirs}
     with ProcessPoolExecutor(max_workers=max(1, parallel), mp_context=get_context("spawn")) as pool:
         firsts = {pool.submit(seed_stage1, d, s, device, size, overrides): s for s, d in dirs.items()}
         seconds = {}
-        for done in as_completed(firsts):
-            s = firsts[done]
+        for first in as_completed(firsts):
+            s = firsts[first]
             for name, images in (("align", True), ("text_only", False)):
-                job = pool.submit(seed_stage2, dirs[s], s, device, size, overrides, done.result(), images)
+                job = pool.submit(seed_stage2, dirs[s], s, device, size, overrides, first.result(), images)
                 seconds[job] = (s, name)
-        for done in as_completed(seconds):
-            s, name = seconds[done]
-            runs[s][name] = done.result()
+        for second in as_completed(seconds):
+            s, name = seconds[second]
+            runs[s][name] = second.result()
             if "align" in runs[s] and "text_only" in runs[s]:
-                (dirs[s] / "result.json").write_text(json.dumps(runs[s], ensure_ascii=False, indent=2), encoding="utf-8")
+                text = json.dumps(runs[s], ensure_ascii=False, indent=2)
+                (dirs[s] / "result.json").write_text(text, encoding="utf-8")
     return [runs[s] for s in dirs]
 
 
@@ -123,13 +126,14 @@ def main() -> int:
     parser.add_argument("--scenes", type=int, default=None, help="smaller set for a quick check (default 6000)")
     parser.add_argument("--stage2-steps", type=int, default=None, help="fewer steps for a quick check (default 12000)")
     parser.add_argument("--train-questions", default="", metavar="TYPE=N,...",
-                        help="questions of these types per training scene, as `kovr vr-data` (default 1 each)")
+                        help="questions of these types per training scene (default 1 each)")
     parser.add_argument("--reasoned-relations", action="store_true",
-                        help="yes/no relation answers name the further object first, as `kovr vr-data`")
+                        help="yes/no relation answers name the further object first")
     parser.add_argument("--varied-wordings", action="store_true",
-                        help="about 40%% of the training questions reworded so that the names move, as `kovr vr-data`")
+                        help="about 40%% of the training questions reworded so that the names move")
     parser.add_argument("--varied-nouns", action="store_true",
-                        help="another noun for \"도형\" in half the shape and count training questions, as `kovr vr-data`")
+                        help="another noun for \"도형\" in half the shape and count training questions "
+                             "(python -m research.vr.cli)")
     parser.add_argument("--reasons-in-pass", action="store_true",
                         help="with --reasoned-relations: stage 2 trains on the verdicts alone, the relation "
                              "pass on the reasons")
@@ -153,8 +157,8 @@ def main() -> int:
         parser.error("--relation-eval is a number of questions (0: none)")
     from dataclasses import replace
 
-    from finetune.vr.cli import parse_type_counts
-    from finetune.vr.proof import ProofSize, make_set
+    from research.vr.cli import parse_type_counts
+    from research.vr.proof import ProofSize, make_set
 
     size = ProofSize()
     try:  # ProofSize refuses the flag combinations that make no recipe, naming the flags
@@ -192,11 +196,11 @@ def main() -> int:
 
 
 def print_tables(runs: list[dict[str, Any]]) -> None:
-    from finetune.vr.questions import TEMPLATES
+    from research.vr.questions import TEMPLATES
 
     first = runs[0]["align"]
     # Relations by the form of the question: yes/no forms have chance 50%, "which one" forms also
-    # test whether the answer is written as a name at all (docs/BENCHMARKS.md).
+    # test whether the answer is written as a name at all (docs/lab/2026-11-30-vr-proof.md).
     relation_forms = {t.id for t in TEMPLATES if t.type == "relation"}
     forms = sorted(relation_forms & first.get("by_template_id", {}).keys())
     rel_forms = sorted(relation_forms & first.get("relation_test", {}).get("by_template_id", {}).keys())
@@ -222,9 +226,10 @@ def print_tables(runs: list[dict[str, Any]]) -> None:
             done = r["align"]["relation_pass"]
             passes = f" x {done['passes']}" if done["passes"] > 1 else ""
             print(f"before the {done['steps']}-step relation pass{passes}: " + _versus(before, scores))
-            for number, (a, t) in enumerate(zip(*(r[m].get("earlier_relation_passes", []) for m in ("align", "text_only")),
-                                                strict=True), start=1):
-                print(f"after relation pass {number} of {done['passes']}: " + _versus({"align": a, "text_only": t}, scores))
+            earlier = (r[m].get("earlier_relation_passes", []) for m in ("align", "text_only"))
+            for number, (a, t) in enumerate(zip(*earlier, strict=True), start=1):
+                versus = _versus({"align": a, "text_only": t}, scores)
+                print(f"after relation pass {number} of {done['passes']}: " + versus)
     if len(runs) > 1:
         print(f"\nmean over {len(runs)} seeds (min-max)")
         print("| question type | align model | text-only baseline | align above baseline (seeds) |")

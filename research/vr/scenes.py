@@ -65,7 +65,7 @@ class Scene:
 def sample_scene(rng: random.Random, min_objects: int = 2, max_objects: int = 5, grid: int = 4) -> Scene:
     """Random non-overlapping objects with distinct (colour, shape) pairs.
 
-    ``grid > 0`` puts each object in its own cell of a grid×grid layout (jittered inside the cell),
+    ``grid > 0`` puts each object in its own cell of a grid x grid layout (jittered inside the cell),
     so that a vision encoder whose patches match the cells sees one object per patch: what a tiny
     random encoder on CPU can learn from. ``grid = 0`` places objects anywhere.
     """

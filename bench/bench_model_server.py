@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -75,7 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="on a GPU, sequential requests timed for the baseline's rate (default 4)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--variants", default="after,before",
-                        help="engine variants to run, in order: after (the defaults), before (the change switched off), "
+                        help="engine variants to run, in order: after (the defaults), "
+                             "before (the change switched off), "
                              "static (the static cache forced, e.g. on a CPU)")
     parser.add_argument("--image-streams", type=int, default=16,
                         help="one more run with this many streams, every other prompt with an image (0: none)")
@@ -242,13 +244,14 @@ def machine() -> str:
 
 
 # The engine variants a run compares: "before" is the tree with this issue's change switched off.
-VARIANTS: dict[str, dict[str, object]] = {
+VARIANTS: dict[str, dict[Any, Any]] = {
     "after": {"kv_cache": "auto", "cuda_graphs": True, "batch_image_prefill": True},
     "before": {"kv_cache": "dynamic", "cuda_graphs": False, "batch_image_prefill": False},
     "static": {"kv_cache": "static", "cuda_graphs": True, "batch_image_prefill": True},
 }
 VARIANT_LABELS = {
-    "after": "after: the defaults (GPU: static KV cache + CUDA graphs; CPU: dynamic cache), image prompts prefilled with text",
+    "after": "after: the defaults (GPU: static KV cache + CUDA graphs; CPU: dynamic cache), "
+             "image prompts prefilled with text",
     "before": "before: dynamic KV cache, eager, image prompts prefilled alone "
               "(KOVR_KV_CACHE=dynamic KOVR_CUDA_GRAPHS=false KOVR_BATCH_IMAGE_PREFILL=false)",
     "static": "static: static KV cache (+ CUDA graphs on a GPU), image prompts prefilled with text",
@@ -284,9 +287,9 @@ def tiny_align_checkpoint(loaded: LoadedModel, source: str) -> str:
 
 def measure_server(
     settings: Settings, prompts: list[str], levels: list[int], n: int, best: int, images: list[str] | None,
-) -> dict[str, object]:
+) -> dict[Any, Any]:
     """One engine variant over HTTP: TTFT, and per level its best run (aggregate rate) and median step."""
-    figures: dict[str, object] = {}
+    figures: dict[Any, Any] = {}
     with ModelServerProcess(settings, startup_timeout_s=600) as server:
         url = server.url
         asyncio.run(server_run(url, prompts[:2], 4))  # warm-up
@@ -331,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     cap = args.baseline_requests if gpu else max(levels)
     best = args.repeat
     baseline(loaded, prompts[:1], 4)  # warm-up (CUDA kernels, allocator)
-    base: dict[str, object] = {"ttft": baseline_ttft(loaded, prompts[0])}
+    base: dict[Any, Any] = {"ttft": baseline_ttft(loaded, prompts[0])}
     for level in levels:
         runs = [baseline(loaded, prompts[: min(level, cap)], n) for _ in range(best)]
         base[level] = min(runs, key=lambda r: r[1])
@@ -351,16 +354,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table_rows(
-    base: dict[str, object], measured: dict[str, dict[str, object]], variants: list[str], levels: list[int],
+    base: dict[Any, Any], measured: dict[str, dict[Any, Any]], variants: list[str], levels: list[int],
     image_level: int,
 ) -> tuple[list[list[str]], dict[str, float]]:
-    figures: dict[str, float] = {"baseline_ttft_ms": float(base["ttft"]) * 1000}  # type: ignore[arg-type]
+    figures: dict[str, float] = {"baseline_ttft_ms": float(base["ttft"]) * 1000}
     rows = [["time to first token (1 stream)", f"{figures['baseline_ttft_ms']:.0f} ms"]]
     for name in variants:
-        figures[f"{name}_ttft_ms"] = float(measured[name]["ttft"]) * 1000  # type: ignore[arg-type]
+        figures[f"{name}_ttft_ms"] = float(measured[name]["ttft"]) * 1000
         rows[0].append(f"{figures[f'{name}_ttft_ms']:.0f} ms")
     for level in levels:
-        b_tokens, b_time, b_ids = base[level]  # type: ignore[misc]
+        b_tokens, b_time, b_ids = base[level]
         b_rate = b_tokens / b_time
         figures[f"baseline_tps_{level}"] = b_rate
         label = "tokens/s, 1 stream" if level == 1 else f"aggregate tokens/s, {level} streams"
@@ -369,7 +372,7 @@ def table_rows(
         ttft = [f"median time to first token, {level} streams", "(sequential)"]
         same = [f"first token differing from `generate`, {level} stream(s)", "(reference)"]
         for name in variants:
-            run: Run = measured[name][level]  # type: ignore[assignment]
+            run: Run = measured[name][level]
             figures[f"{name}_tps_{level}"], figures[f"{name}_step_ms_{level}"] = run.rate, run.step * 1000
             figures[f"{name}_ttft_ms_{level}"] = run.ttft * 1000
             rate.append(f"{run.rate:.1f} (x{run.rate / b_rate:.2f})")
@@ -381,7 +384,7 @@ def table_rows(
         rate = [f"aggregate tokens/s, {image_level} streams, every other prompt with an image", "-"]
         ttft = [f"median time to first token, {image_level} streams with images", "-"]
         for name in variants:
-            run = measured[name]["images"]  # type: ignore[assignment]
+            run = measured[name]["images"]
             figures[f"{name}_images_tps"], figures[f"{name}_images_ttft_ms"] = run.rate, run.ttft * 1000
             rate.append(f"{run.rate:.1f}")
             ttft.append(f"{run.ttft * 1000:.0f} ms")
@@ -390,7 +393,7 @@ def table_rows(
 
 
 def memory_bound_rows(
-    loaded: LoadedModel, figures: dict[str, float], measured: dict[str, dict[str, object]], variants: list[str],
+    loaded: LoadedModel, figures: dict[str, float], measured: dict[str, dict[Any, Any]], variants: list[str],
     levels: list[int],
 ) -> list[list[str]]:
     """Decode step time against the time to read every weight once at the measured copy bandwidth."""
@@ -401,7 +404,8 @@ def memory_bound_rows(
     rows = [["weights read per decode step", f"{weight_bytes / 1e9:.2f} GB",
              *[f"copy bandwidth {bandwidth / 1e12:.2f} TB/s: bound {bound_ms:.2f} ms/step"] * len(variants)]]
     for level in levels:
-        row = [f"decode step / memory bound, {level} stream(s)", f"{1000 / figures[f'baseline_tps_{level}'] / bound_ms:.1f}x"]
+        baseline_ratio = 1000 / figures[f"baseline_tps_{level}"] / bound_ms
+        row = [f"decode step / memory bound, {level} stream(s)", f"{baseline_ratio:.1f}x"]
         for name in variants:
             ratio = figures[f"{name}_step_ms_{level}"] / bound_ms
             figures[f"{name}_step_over_bound_{level}"] = ratio

@@ -58,9 +58,9 @@ def generate_answers(
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for item in items:
-        record = store.get(answer_key(spec, item, params))
-        if record is not None:
-            results[item.id] = record
+        cached = store.get(answer_key(spec, item, params))
+        if cached is not None:
+            results[item.id] = cached
             stats.cached += 1
         else:
             todo.append(item)

@@ -100,7 +100,9 @@ def combine_orders(first_order: str | None, second_order: str | None) -> str | N
     return x_first if x_first == x_second else "tie"
 
 
-def judge_pair(judge: Judge, store: JsonlStore, item: Item, x: dict[str, Any], y: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def judge_pair(
+    judge: Judge, store: JsonlStore, item: Item, x: dict[str, Any], y: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
     """Both orders of one comparison and the combined outcome ("x", "y", "tie" or None); asks made."""
     orders, asked = [], 0
     for first, second in ((x, y), (y, x)):

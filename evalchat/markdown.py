@@ -14,12 +14,12 @@ METRIC_LABELS = {
 
 
 def _num(value: Any, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def _ci(block: dict[str, Any] | None, digits: int = 2) -> str:
     if not block:
-        return "–"
+        return "-"
     return f"{block['mean']:.{digits}f} [{block['low']:.{digits}f}, {block['high']:.{digits}f}]"
 
 
@@ -41,7 +41,7 @@ def _scores_section(report: dict[str, Any]) -> list[str]:
         cells = [_ci(t.get("scores", {}).get(c.key)) for c in CRITERIA]
         errors = f" (+{t['judge_errors']} errors)" if t.get("judge_errors") else ""
         lines.append(f"| {name} | {t.get('judged', 0)} | {t.get('unjudged', 0)}{errors} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _metrics_section(report: dict[str, Any]) -> list[str]:
@@ -52,7 +52,7 @@ def _metrics_section(report: dict[str, Any]) -> list[str]:
     for name, t in report["targets"].items():
         cells = [_ci(t["metrics_ci"][k]) if k in t["metrics_ci"] else _num(t["metrics"].get(k)) for k in keys]
         lines.append(f"| {name} | {t['answers']} | {t['failed']} | " + " | ".join(cells) + " |")
-    return lines + ["", "한글 비율·distinct-2·chrF는 평균 [95% 구간]; 비율(rate)은 답변 중 해당하는 몫입니다.", ""]
+    return [*lines, "", "한글 비율·distinct-2·chrF는 평균 [95% 구간]; 비율(rate)은 답변 중 해당하는 몫입니다.", ""]
 
 
 def _pairwise_section(report: dict[str, Any]) -> list[str]:
@@ -82,13 +82,13 @@ def _category_section(report: dict[str, Any]) -> list[str]:
             value = row[n]["overall"] if judged else row[n]["chrf"]
             cells.append(f"{_num(value, 2)} ({_num(row[n]['hangul_share'], 2)})")
         lines.append(f"| {category} | {row['items']} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _disagreement_section(report: dict[str, Any]) -> list[str]:
     lines = ["## 가장 엇갈린 문항 (items where the targets disagree most)", ""]
     if not report["disagreements"]:
-        return lines + ["(없음 none)", ""]
+        return [*lines, "(없음 none)", ""]
     for d in report["disagreements"]:
         lines.append(f"### {d['item_id']} ({d['category']}, {d['measure']} spread {d['spread']})")
         lines.append(f"> {_short(d['instruction'], 300)}")

@@ -21,7 +21,7 @@ def _bars(report: dict[str, Any]) -> tuple[list[str], dict[str, list[tuple[float
             for c in CRITERIA:
                 ci = t.get("scores", {}).get(c.key)
                 span = c.high - c.low
-                row.append(None if not ci else tuple((ci[k] - c.low) / span for k in ("mean", "low", "high")))  # type: ignore[misc]
+                row.append(None if not ci else tuple((ci[k] - c.low) / span for k in ("mean", "low", "high")))
             values[name] = row
         return labels, values, "judge score, normalised to its scale (0 = lowest, 1 = highest)"
     labels = [label for _, label, _ in FREE_METRICS]
@@ -70,7 +70,7 @@ def _plot_pairs(ax: Any, pairs: list[dict[str, Any]]) -> None:
     for key, label, color in parts:
         widths = [float(p[key]) for p in pairs]
         ax.barh(names, widths, left=left, height=0.5, label=label, color=color, edgecolor="black", linewidth=0.5)
-        left = [a + b for a, b in zip(left, widths)]
+        left = [a + b for a, b in zip(left, widths, strict=False)]
     ax.set_xlabel("items")
     ax.set_title("pairwise (both orders): win / tie / loss")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=4)

@@ -93,7 +93,7 @@ def _categories(run: EvalRun, answers: Answers, scores: Answers) -> dict[str, di
 
 def _disagreements(run: EvalRun, answers: Answers, scores: Answers) -> list[dict[str, Any]]:
     """Items where the targets differ most: judge's overall score, or chrF when nothing was judged."""
-    ranked = []
+    ranked: list[dict[str, Any]] = []
     judged = _any_judged(scores)
     for item in run.items:
         values: dict[str, float] = {}
@@ -109,8 +109,8 @@ def _disagreements(run: EvalRun, answers: Answers, scores: Answers) -> list[dict
                            "measure": "overall" if judged else "chrf", "spread": round(spread, 3),
                            "by_target": {n: {"value": v, "answer": answers[n][item.id]["answer"]}
                                          for n, v in values.items()}})
-    ranked.sort(key=lambda r: -r["spread"])
-    return [r for r in ranked[:DISAGREEMENTS] if r["spread"] > 0]
+    ranked.sort(key=lambda r: -float(r["spread"]))
+    return [r for r in ranked[:DISAGREEMENTS] if float(r["spread"]) > 0]
 
 
 def build_report(run: EvalRun, answers: Answers, scores: Answers, pairs: list[dict[str, Any]]) -> dict[str, Any]:

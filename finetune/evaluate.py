@@ -85,8 +85,9 @@ def with_chat_metrics(
     """
     from kovr.chat_metrics import answer_metrics, summarize
 
-    rows = [answer_metrics(a["answer"], getattr(p, "reference", "") or None) for a, p in zip(answers, prompts)]
-    scored = [{**a, "metrics": row} for a, row in zip(answers, rows)]
+    rows = [answer_metrics(a["answer"], getattr(p, "reference", "") or None)
+            for a, p in zip(answers, prompts, strict=False)]
+    scored = [{**a, "metrics": row} for a, row in zip(answers, rows, strict=False)]
     return scored, {f"chat_{key}": value for key, value in summarize(rows).items()}
 
 

@@ -124,7 +124,9 @@ def chrf(hypothesis: str, reference: str, order: int = CHRF_ORDER, beta: float =
     return 100.0 * (1 + b2) * p * rc / (b2 * p + rc)
 
 
-def answer_metrics(answer: str, reference: str | None = None, markers: Iterable[str] = TEMPLATE_MARKERS) -> dict[str, Any]:
+def answer_metrics(
+    answer: str, reference: str | None = None, markers: Iterable[str] = TEMPLATE_MARKERS
+) -> dict[str, Any]:
     """Every judge-free measure of one answer (``chrf`` only with a non-empty reference)."""
     stripped = answer.strip()
     share = hangul_share(stripped)

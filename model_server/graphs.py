@@ -43,7 +43,7 @@ class DecodeGraphs:
     def pick(self, b: int, w: int) -> tuple[int, int] | None:
         """The captured (batch, width) to replay for a step over b slots and w columns; None: run eagerly."""
         key = (bucket(self.batch_sizes, b), bucket(self.widths, w))
-        return key if key in self._replays else None  # type: ignore[comparison-overlap]
+        return key if key in self._replays else None
 
     def replay(self, key: tuple[int, int]) -> torch.Tensor:
         """Run the step captured for `key`; returns its output (a static tensor: read it before the next replay)."""
@@ -69,7 +69,7 @@ class DecodeGraphs:
         """
         started = time.perf_counter()
         pool = torch.cuda.graph_pool_handle()
-        side = torch.cuda.Stream(device)
+        side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]  # torch leaves Stream's __init__ unannotated
         for b in reversed(self.batch_sizes):  # largest first: later graphs reuse the pool's blocks
             for w in reversed(self.widths):
                 side.wait_stream(torch.cuda.current_stream(device))

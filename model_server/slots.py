@@ -93,7 +93,8 @@ class SlotCache:
         shape = (slots, heads, max_len, head_dim)
         # Zeros, not empty(): a masked column gets weight 0, and 0 times a NaN left in memory is NaN.
         self.cache = Cache(layers=[
-            SlotLayer(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device), self)
+            SlotLayer(torch.zeros(shape, dtype=dtype, device=device),
+                      torch.zeros(shape, dtype=dtype, device=device), self)
             for _ in range(int(config.num_hidden_layers))
         ])
         self.slots, self.max_len, self.device = slots, max_len, device
@@ -210,4 +211,5 @@ class SlotCache:
             cache_position=self.cache_position,
             use_cache=True,
         )
-        return out.logits
+        logits: torch.Tensor = out.logits
+        return logits

@@ -368,7 +368,8 @@ def test_web_scales_behind_the_proxy() -> None:
     assert ipaddress.ip_address(proxy_ip) in ipaddress.ip_network(ipam["subnet"])
     # Found by make docker-test: after down/up a replica was given the proxy's address first.
     assert ipaddress.ip_address(proxy_ip) not in ipaddress.ip_network(ipam["ip_range"]), "replicas may take it"
-    assert ipaddress.ip_network(ipam["ip_range"]).subnet_of(ipaddress.ip_network(ipam["subnet"]))
+    ip_range, subnet = ipaddress.IPv4Network(ipam["ip_range"]), ipaddress.IPv4Network(ipam["subnet"])
+    assert ip_range.subnet_of(subnet)
     assert {p.split(":")[-1] for p in proxy["ports"]} == {"443", "80"}
     caddyfile = (DOCKER / "Caddyfile").read_text(encoding="utf-8")
     assert "flush_interval -1" in caddyfile, "Server-Sent Events must never be buffered"

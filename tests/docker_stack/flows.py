@@ -30,7 +30,7 @@ class SseEvent:
 
 def sse_events(response: httpx.Response, started: float) -> Iterator[SseEvent]:
     """text/event-stream as the spec reads it: fields per line, an event ends at a blank line."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in response.iter_lines():
         if line == "":
             if data:
@@ -152,7 +152,8 @@ def image_is_answered(user: User) -> None:
 
 def openai_compatible_answers(user: User) -> str:
     with httpx.Client(verify=str(user.ca_file), timeout=120) as http:
-        client = openai.OpenAI(base_url=f"{user.base_url}/v1", api_key=user.api_token, http_client=http,
+        client = openai.OpenAI(base_url=f"{user.base_url}/v1", api_key=user.api_token,
+                               http_client=http,  # type: ignore[arg-type]  # openai's annotations name its own httpx
                                max_retries=0)
         completion = client.chat.completions.create(
             model="kovr", max_tokens=32, seed=1, messages=[{"role": "user", "content": QUESTION}])

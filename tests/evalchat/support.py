@@ -57,7 +57,7 @@ def _judge_examples(items: list[Item]) -> list[tuple[str, str]]:
         for answer in answers:
             out.append((KULLM.render(absolute_prompt(item, answer)), scores))
             out.append((KULLM.render(absolute_prompt(item, answer) + RETRY_NOTE), scores))
-        for first, second in zip(answers, answers[1:] + answers[:1]):
+        for first, second in zip(answers, answers[1:] + answers[:1], strict=False):
             out.append((KULLM.render(pairwise_prompt(item, first, second)), verdict))
     return out
 

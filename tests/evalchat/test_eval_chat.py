@@ -35,14 +35,16 @@ def _run(out: Path, targets: list[TargetSpec], settings: Settings, judge: JudgeS
 
 
 def _answers(result: RunResult) -> dict[str, list[str]]:
-    return {name: [i["targets"][name]["answer"] for i in result.report["per_item"]] for name in result.report["targets"]}
+    per_item = result.report["per_item"]
+    return {name: [i["targets"][name]["answer"] for i in per_item] for name in result.report["targets"]}
 
 
 def test_answers_are_cached_and_a_cut_run_resumes(models: Models, servers: Servers, local_settings: Settings,
                                                   tmp_path: Path) -> None:
     targets = _targets(models, servers)
     first = _run(tmp_path, targets, local_settings)
-    assert {n: (s.generated, s.cached, s.failed) for n, s in first.generation.items()} == {"a": (4, 0, 0), "b": (4, 0, 0)}
+    counts = {n: (s.generated, s.cached, s.failed) for n, s in first.generation.items()}
+    assert counts == {"a": (4, 0, 0), "b": (4, 0, 0)}
     assert all(answer for answer in _answers(first)["a"])
     assert all((tmp_path / name).is_file() for name in ("report.md", "report.json", "report.png"))
 

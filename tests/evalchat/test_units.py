@@ -20,7 +20,8 @@ GOOD = {"understandability": 1, "naturalness": 3, "context": 2, "interestingness
 
 def test_target_specs() -> None:
     app = parse_target("app=http://127.0.0.1:8000/v1/;key_env=KOVR_TOKEN;model=kovr")
-    assert (app.kind, app.location, app.model, app.key_env) == ("openai", "http://127.0.0.1:8000/v1", "kovr", "KOVR_TOKEN")
+    expected = ("openai", "http://127.0.0.1:8000/v1", "kovr", "KOVR_TOKEN")
+    assert (app.kind, app.location, app.model, app.key_env) == expected
     assert parse_target("ms=http://127.0.0.1:8080").kind == "tgi"
     assert parse_target("base=runs/x/base_model").kind == "local"
     assert parse_target("t=tgi:http://h:1/v1").kind == "tgi"  # an explicit kind wins
@@ -57,7 +58,8 @@ def test_scores_are_read_strictly() -> None:
     assert parse_scores("```json\n" + json.dumps({**GOOD, "reason": "좋음"}) + "\n```") == GOOD
     for bad in ("점수: 4", json.dumps({**GOOD, "overall": 6}), json.dumps({**GOOD, "overall": "4"}),
                 json.dumps({**GOOD, "overall": True}), json.dumps({k: v for k, v in GOOD.items() if k != "context"}),
-                "설명입니다. " + json.dumps(GOOD), json.dumps(GOOD)[:-1] + ', "overall": 4}', json.dumps({**GOOD, "extra": 1}), "[1, 2]"):
+                "설명입니다. " + json.dumps(GOOD), json.dumps(GOOD)[:-1] + ', "overall": 4}',
+                json.dumps({**GOOD, "extra": 1}), "[1, 2]"):
         assert parse_scores(bad) is None, bad
 
 

@@ -26,7 +26,9 @@ def _model(attn: str = "sdpa", device: str = "cpu", dtype: torch.dtype = torch.f
         vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
         max_position_embeddings=256, attn_implementation=attn,
     )
-    return GPTNeoXForCausalLM(config).to(device=device, dtype=dtype).eval()
+    model = GPTNeoXForCausalLM(config)
+    model.to(device=device, dtype=dtype)  # type: ignore[call-arg]  # transformers' `to` wrapper confuses mypy
+    return model.eval()
 
 
 def _alone(model: GPTNeoXForCausalLM, prompt: list[int] | torch.Tensor, n: int) -> list[int]:
@@ -46,6 +48,7 @@ def _alone(model: GPTNeoXForCausalLM, prompt: list[int] | torch.Tensor, n: int) 
 def _image_prompt(model: GPTNeoXForCausalLM, seed: int, n_image: int, text: list[int]) -> torch.Tensor:
     """An 'image prefix' (random vectors at the embeddings' scale) spliced before text token embeddings."""
     table = model.get_input_embeddings()
+    assert isinstance(table, torch.nn.Embedding)
     generator = torch.Generator().manual_seed(seed)
     prefix = torch.randn(n_image, table.weight.shape[1], generator=generator) * table.weight.std().item()
     return torch.cat([prefix.to(table.weight), table(torch.tensor(text, device=table.weight.device))])
@@ -133,12 +136,12 @@ def test_image_prompts_prefilled_with_text_match_generate_alone() -> None:
             logits = cache.step(model, [g[-1] for g in got])
             for row in range(len(prompts)):
                 got[row].append(int(logits[row].argmax()))
-    for prompt, tokens in zip(prompts, got, strict=True):
-        assert tokens == _alone(model, prompt, 26)
+    for given, tokens in zip(prompts, got, strict=True):
+        assert tokens == _alone(model, given, 26)
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def loaded(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return load_model(model_settings(tiny_model_dir, tmp_path_factory.mktemp("slots")))
 
 
@@ -147,7 +150,7 @@ def _run_engine(engine: Engine, jobs: list[tuple[list[int] | torch.Tensor, int]]
     tokens: list[list[int]] = [[] for _ in jobs]
     done = [threading.Event() for _ in jobs]
 
-    def sink(i: int):  # type: ignore[no-untyped-def]
+    def sink(i: int):
         def emit(event: Event) -> None:
             if isinstance(event, ErrorEvent):
                 tokens[i].append(-1)
@@ -162,7 +165,7 @@ def _run_engine(engine: Engine, jobs: list[tuple[list[int] | torch.Tensor, int]]
     try:
         for i, (prompt, n) in enumerate(jobs):
             embeds = prompt if isinstance(prompt, torch.Tensor) else None
-            ids = [] if embeds is not None else list(prompt)  # type: ignore[arg-type]
+            ids = [] if embeds is not None else list(prompt)
             engine.submit(Job(prompt_ids=ids, params=SamplingParams(), max_new_tokens=n, emit=sink(i),
                               prompt_embeds=embeds))
         for event in done:
@@ -173,7 +176,7 @@ def _run_engine(engine: Engine, jobs: list[tuple[list[int] | torch.Tensor, int]]
 
 
 @pytest.mark.parametrize("kv_cache", ["dynamic", "static"])
-def test_engine_batches_text_and_image_prompts_like_generate(kv_cache: str, loaded) -> None:  # type: ignore[no-untyped-def]
+def test_engine_batches_text_and_image_prompts_like_generate(kv_cache: str, loaded) -> None:
     """Through the engine: 2 slots, 5 mixed jobs of different lengths, so rows join and leave as others end."""
     torch.set_num_threads(1)
     model = loaded.model
@@ -243,7 +246,7 @@ def test_cuda_graph_replay_matches_eager_step_bf16() -> None:
             tokens = eager.argmax(-1).tolist()
 
 
-def test_auto_kv_cache_is_static_on_cuda_only(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_auto_kv_cache_is_static_on_cuda_only(loaded, tmp_path: Path) -> None:
     from model_server.build import kv_cache_kind
 
     settings = model_settings(Path(loaded.model_id), tmp_path)
@@ -277,7 +280,7 @@ async def test_server_on_the_static_cache_answers_as_the_dynamic_one(
 
 @pytest.mark.gpu
 @cuda
-def test_engine_captures_graphs_on_cuda_and_decodes_like_generate(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_engine_captures_graphs_on_cuda_and_decodes_like_generate(loaded) -> None:
     """The engine's own path on CUDA (fp32 copy of the tiny model): graphs captured at start, text jobs as generate."""
     import copy
 

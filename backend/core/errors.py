@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.i18n import message_for, request_locale
@@ -26,6 +27,8 @@ STATUS: dict[str, int] = {
     "bad_request": 400,
     "wrong_password": 400,
     "validation_error": 422,
+    "invalid_text": 422,
+    "quota_exceeded": 413,
     "invalid_cursor": 422,
     "invalid_event_id": 422,
     "invalid_parameters": 422,
@@ -150,15 +153,39 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")) or "body"
 
 
+def openai_error(message: str, code: str, status: int) -> dict[str, Any]:
+    """OpenAI's error shape, for /v1 (its clients read `type`)."""
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    if status == 401:
+        kind = "authentication_error"
+    elif status == 429:
+        kind = "rate_limit_error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     # Only field names and pydantic's error type: never echo the submitted values (passwords).
     details = [{"field": _field(tuple(e.get("loc", ()))), "type": e.get("type", "")} for e in exc.errors()]
-    message = message_for("validation_error", request_locale(request))
+    # Text that is not Unicode (core.text.valid_text) has its own code, whatever else is wrong.
+    code = "invalid_text" if any(d["type"] == "invalid_text" for d in details) else "validation_error"
+    message = message_for(code, request_locale(request))
     fields = ", ".join(dict.fromkeys(d["field"] for d in details))
     if fields:
         message = f"{message} ({fields})"
-    return error_response(request, "validation_error", 422, details=details, message=message)
+    if request.url.path.startswith("/v1/"):
+        error = openai_error(message, code, 422)
+        error["error"]["param"] = details[0]["field"] if details else None
+        return JSONResponse(error, status_code=422)
+    return error_response(request, code, 422, details=details, message=message)
+
+
+async def _bare_text_error(request: Request, exc: Exception) -> Response:
+    """core.text.valid_text called outside a pydantic model (a form value checked by hand)."""
+    assert isinstance(exc, PydanticCustomError)
+    if exc.type == "invalid_text":
+        return error_response(request, "invalid_text", 422)
+    return await _unexpected(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -170,4 +197,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(PydanticCustomError, _bare_text_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,13 +11,14 @@ import math
 
 from backend.core.clock import as_utc, utcnow
 from backend.core.errors import AppError
+from backend.core.text import normalise_email
 from backend.db import login_attempts
 from backend.db.client import Db
 from kovr.settings import Settings
 
 
 def _keys(email: str, client_ip: str | None) -> list[tuple[str, str]]:
-    keys = [("account", f"email:{email.strip().lower()}")]
+    keys = [("account", f"email:{normalise_email(email)}")]
     if client_ip:
         keys.append(("address", f"ip:{client_ip}"))
     return keys

@@ -4,7 +4,6 @@ account, CSRF bound to the session, Origin checks, cookies, security headers."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 

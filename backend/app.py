@@ -111,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Added innermost first: log → security headers → body limit → browser session → routes.
     app.add_middleware(BrowserSessionMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_image_bytes + 1024 * 1024)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware,
+                       hsts_max_age_s=settings.hsts_max_age_s if settings.served_over_https else None)
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -39,7 +39,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="web worker processes of `kovr serve`")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    public_url: str | None = None  # e.g. https://kovr.example.com; https turns on Secure cookies
+    public_url: str | None = None  # e.g. https://kovr.example.com; https turns on Secure cookies and HSTS
+    # Other origins whose pages may send cookie-authenticated writes (comma-separated, e.g. a second
+    # host name); with neither this nor public_url, the request's own Host is the one origin.
+    allowed_origins: str = ""
+    # Secure + __Host- cookies; unset: on exactly when public_url is https.
+    cookie_secure: bool | None = None
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0, description="HSTS max-age when served over https")
+    # uvicorn's cap on one request's header block (h11), against multi-megabyte headers.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     # Reverse proxies whose X-Forwarded-For / -Proto headers are believed: addresses or networks,
     # comma-separated, or "*". Rate limits count the client address those headers name; from any
     # other sender they are ignored, so a client cannot pick its own address.
@@ -142,8 +150,15 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def served_over_https(self) -> bool:
+        return bool(self.public_url and self.public_url.lower().startswith("https://"))
+
+    @property
     def secure_cookies(self) -> bool:
-        return bool(self.public_url and self.public_url.startswith("https://"))
+        return self.served_over_https if self.cookie_secure is None else self.cookie_secure
+
+    def allowed_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
 
     @property
     def db_dir(self) -> Path:

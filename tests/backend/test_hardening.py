@@ -4,10 +4,12 @@ account, CSRF bound to the session, Origin checks, cookies, security headers."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
+import pytest
 
-from tests.backend.conftest import signup_and_login
+from tests.backend.conftest import MakeClient, backend_settings, signup_and_login, start_server
 
 LONE = '"a\\ud800b"'  # a JSON escape that decodes to a lone surrogate
 
@@ -69,3 +71,83 @@ async def test_emails_are_one_account_however_typed(client: httpx.AsyncClient) -
     assert puny.status_code == 200, puny.text
 
 
+
+
+async def _browser(make_client: MakeClient) -> tuple[httpx.AsyncClient, str]:
+    """A browser signed in through /auth/session (cookies), and its CSRF token."""
+    browser = await make_client()
+    email, password = f"b-{uuid.uuid4().hex[:8]}@example.com", "browser-password"
+    assert (await browser.post("/api/v1/auth/signup", json={
+        "email": email, "password": password, "display_name": "브"})).status_code == 201
+    login = await browser.post("/api/v1/auth/session", data={
+        "username": email, "password": password, "csrf_token": browser.cookies["kovr_csrf"]})
+    assert login.status_code == 200, login.text
+    return browser, browser.cookies["kovr_csrf"]
+
+
+async def test_a_planted_csrf_cookie_never_matches(make_client: MakeClient) -> None:
+    browser, token = await _browser(make_client)
+    planted = "A" * 43  # cookie tossing: the attacker's value in the cookie and in the header
+    browser.cookies.set("kovr_csrf", planted)
+    forged = await browser.post("/api/v1/conversations", json={"title": "x"}, headers={"X-CSRF-Token": planted})
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "csrf_failed"
+    ok = await browser.post("/api/v1/conversations", json={"title": "x"}, headers={"X-CSRF-Token": token})
+    assert ok.status_code == 201, ok.text
+    # The token of another browser's sign-in does not fit this one.
+    _, other_token = await _browser(make_client)
+    crossed = await browser.post("/api/v1/conversations", json={"title": "x"}, headers={"X-CSRF-Token": other_token})
+    assert crossed.status_code == 403
+    assert other_token != token
+
+
+async def test_cookie_writes_from_a_foreign_origin_are_refused(make_client: MakeClient, live: Any) -> None:
+    browser, token = await _browser(make_client)
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                    {"Referer": "http://evil.example/page"}, {"Origin": live.url.replace("127.0.0.1", "localhost")}):
+        forged = await browser.post("/api/v1/conversations", json={"title": "x"},
+                                    headers={"X-CSRF-Token": token, **headers})
+        assert forged.status_code == 403, (headers, forged.text)
+        assert forged.json()["error"]["code"] == "csrf_failed"
+    for headers in ({"Origin": live.url}, {"Referer": f"{live.url}/chat"}, {}):
+        ok = await browser.post("/api/v1/conversations", json={"title": "x"}, headers={"X-CSRF-Token": token, **headers})
+        assert ok.status_code == 201, (headers, ok.text)
+    # The login form is checked the same way.
+    fresh = await make_client()
+    await fresh.get("/login")
+    login = await fresh.post("/login", data={"csrf_token": fresh.cookies["kovr_csrf"], "email": "a@b.example",
+                                             "password": "whatever-1"}, headers={"Origin": "http://evil.example"})
+    assert login.status_code == 403
+    # Bearer calls carry no ambient credential: no token, any Origin.
+    api = await make_client()
+    await signup_and_login(api)
+    bearer = await api.post("/api/v1/conversations", json={"title": "x"}, headers={"Origin": "http://evil.example"})
+    assert bearer.status_code == 201, bearer.text
+
+
+async def test_https_deployments_use_host_prefixed_secure_cookies(
+    mongo_uri: str, db_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    settings = backend_settings(mongo_uri, db_name + "_https", tmp_path_factory.mktemp("https"),
+                                public_url="https://kovr.example")
+    live_server, server, task = await start_server(settings)
+    try:
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as browser:
+            page = await browser.get("/login")
+            cookies = page.headers.get_list("set-cookie")
+            assert cookies and all(c.startswith("__Host-") and "; Secure" in c and "SameSite=Lax" in c
+                                   and "Domain" not in c and "Path=/" in c for c in cookies), cookies
+            assert "max-age=31536000" in page.headers["strict-transport-security"]
+            assert "camera=()" in page.headers["permissions-policy"]
+            assert "script-src 'self';" in page.headers["content-security-policy"]
+            # The site's origin is KOVR_PUBLIC_URL's, not whatever Host the request names.
+            token = next(c for c in cookies if c.startswith("__Host-kovr_csrf=")).split("=", 1)[1].split(";")[0]
+            sid = next(c for c in cookies if c.startswith("__Host-kovr_sid=")).split("=", 1)[1].split(";")[0]
+            jar = {"__Host-kovr_csrf": token, "__Host-kovr_sid": sid}
+            form = {"csrf_token": token, "email": "nobody@example.com", "password": "whatever-1"}
+            own = await browser.post("/login", data=form, cookies=jar, headers={"Origin": live_server.url})
+            assert own.status_code == 403
+            public = await browser.post("/login", data=form, cookies=jar, headers={"Origin": "https://kovr.example"})
+            assert public.status_code in (401, 200), public.text  # past the CSRF check: a wrong password
+    finally:
+        server.should_exit = True
+        await task

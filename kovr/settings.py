@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
-    login_rate_limit: int = Field(default=10, ge=1, description="login attempts per window")
+    # Sign-in limits (backend/services/ratelimit.py, docs/security.md): per account and address,
+    # per account from all addresses (a much higher ceiling), per address over all accounts.
+    login_rate_limit: int = Field(default=10, ge=1, description="failed logins per account and address per window")
+    login_rate_limit_account: int = Field(default=100, ge=1, description="failed logins per account per window")
     login_rate_window_s: int = Field(default=300, ge=1)
     login_rate_limit_address: int = Field(default=50, ge=1, description="failed logins per client address per window")
     signup_rate_limit_address: int = Field(default=20, ge=1, description="sign-ups per client address per window")
@@ -79,6 +82,11 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=4096 * 4096, ge=1)
     chat_rate_limit: int = Field(default=30, ge=1, description="messages per user per minute")
+    upload_rate_limit: int = Field(default=20, ge=1, description="image uploads per user per window")
+    upload_rate_window_s: int = Field(default=60, ge=1)
+    image_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=0, description="stored image bytes per user")
+    # Uploaded images never sent in a message are deleted after this long.
+    unattached_image_retention_s: int = Field(default=24 * 3600, ge=60)
 
     # --- model (web app side) ----------------------------------------------------------------
     # A running model_server or stock TGI; unset: `kovr serve` starts model_server itself.

@@ -88,10 +88,11 @@ class AppError(Exception):
 
     def __init__(
         self, code: str, detail: str | None = None, *, retry_after_s: int | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail or code)
         self.code = code
+        self.params = dict(params or {})  # filled into the catalogue text ({used}, ...)
         self.detail = detail
         self.retry_after_s = retry_after_s
         self.headers = dict(headers or {})
@@ -101,7 +102,8 @@ class AppError(Exception):
         return STATUS.get(self.code, 400)
 
     def message(self, locale: str = "ko") -> str:
-        return message_for(self.code, locale)
+        text = message_for(self.code, locale)
+        return text.format(**self.params) if self.params else text
 
     def payload(self, locale: str = "ko") -> dict[str, str]:
         return {"code": self.code, "message": self.message(locale)}
@@ -140,7 +142,8 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     if exc.status_code >= 500 and exc.detail:
         log.warning("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.detail)
-    return error_response(request, exc.code, exc.status_code, exc.response_headers())
+    return error_response(request, exc.code, exc.status_code, exc.response_headers(),
+                          message=exc.message(request_locale(request)))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

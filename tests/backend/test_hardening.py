@@ -3,12 +3,20 @@ account, CSRF bound to the session, Origin checks, cookies, security headers."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import io
+import os
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
+from PIL import Image
 
+from backend.db import images as images_repo
 from tests.backend.conftest import MakeClient, backend_settings, signup_and_login, start_server
 
 LONE = '"a\\ud800b"'  # a JSON escape that decodes to a lone surrogate
@@ -151,3 +159,65 @@ async def test_https_deployments_use_host_prefixed_secure_cookies(
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture(scope="module")
+def server_overrides() -> dict[str, Any]:
+    return {"upload_rate_limit": 8, "upload_rate_window_s": 600, "image_quota_bytes": 200_000,
+            "unattached_image_retention_s": 3600}
+
+
+def _png(side: int = 8, noise: bool = False) -> bytes:
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)) if noise else Image.new("RGB", (side, side))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def _upload(client: httpx.AsyncClient, data: bytes) -> httpx.Response:
+    return await client.post("/api/v1/images", files={"file": ("a.png", data, "image/png")})
+
+
+async def test_uploads_are_rate_limited_per_user(make_client: MakeClient) -> None:
+    client = await make_client()
+    await signup_and_login(client)
+    answers = await asyncio.gather(*(_upload(client, _png()) for _ in range(12)))
+    assert Counter(a.status_code for a in answers) == {201: 8, 429: 4}
+    limited = next(a for a in answers if a.status_code == 429)
+    assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
+    other = await make_client()
+    await signup_and_login(other)
+    assert (await _upload(other, _png())).status_code == 201  # a per-user allowance
+
+
+async def test_storage_quota_says_how_much_is_used(make_client: MakeClient) -> None:
+    client = await make_client()
+    await signup_and_login(client)
+    big = _png(150, noise=True)
+    assert 60_000 < len(big) < 100_000
+    assert (await _upload(client, big)).status_code == 201
+    assert (await _upload(client, _png(150, noise=True))).status_code == 201
+    full = await _upload(client, _png(150, noise=True))
+    assert full.status_code == 413, full.text
+    error = full.json()["error"]
+    assert error["code"] == "quota_exceeded" and "사용 중" in error["message"] and "0.2 MiB" in error["message"]
+
+
+async def test_unattached_images_expire_and_sent_ones_stay(make_client: MakeClient, live: Any) -> None:
+    client = await make_client()
+    user = await signup_and_login(client)
+    first = (await _upload(client, _png())).json()["id"]
+    kept = (await _upload(client, _png())).json()["id"]
+    doc = await live.db.images.find_one({"_id": ObjectId(first)})
+    lifetime = doc["expires_at"].replace(tzinfo=dt.UTC) - doc["created_at"].replace(tzinfo=dt.UTC)
+    assert lifetime == dt.timedelta(seconds=3600)
+    indexes = await live.db.images.index_information()
+    assert any(i.get("expireAfterSeconds") == 0 and i["key"] == [("expires_at", 1)] for i in indexes.values())
+    await images_repo.attach_images(db=live.db, user_id=ObjectId(user["id"]), image_ids=[ObjectId(kept)],
+                                    conversation_id=ObjectId())
+    assert "expires_at" not in await live.db.images.find_one({"_id": ObjectId(kept)})
+    # Past its retention (the TTL monitor runs once a minute; the next upload sweeps too).
+    await live.db.images.update_one({"_id": ObjectId(first)}, {"$set": {"expires_at": dt.datetime.now(dt.UTC)}})
+    assert (await _upload(client, _png())).status_code == 201
+    assert (await client.get(f"/api/v1/images/{first}")).status_code == 404
+    assert (await client.get(f"/api/v1/images/{kept}")).status_code == 200

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # A running model_server or stock TGI; unset: `kovr serve` starts model_server itself.
     model_server_url: str | None = None
     model_server_timeout_s: float = Field(default=120.0, gt=0)
+    # Shared secret between the web app and model_server: the app sends it, the server (when it is
+    # set) refuses requests without it. Both read this one setting; the compose stack sets it.
+    model_server_token: SecretStr | None = None
 
     # --- chat (backend/chat) -----------------------------------------------------------------
     # Longest silence between two streamed tokens before the answer is ended as a timeout.
@@ -132,6 +135,13 @@ class Settings(BaseSettings):
     # --- data --------------------------------------------------------------------------------
     # Korean data beside the repository (absent on a user's clone); demos and CPU runs add it when present.
     shared_data_dir: Path = Field(default_factory=lambda: _REPO_ROOT.parent / "shared" / "data")
+
+    @field_validator("model_server_token", mode="before")
+    @classmethod
+    def _blank_token(cls, value: object) -> object:
+        """`KOVR_MODEL_SERVER_TOKEN=` (left empty in .env) means no token, not an empty one."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
 
     @field_validator("forwarded_allow_ips")
     @classmethod

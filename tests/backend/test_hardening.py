@@ -221,3 +221,21 @@ async def test_unattached_images_expire_and_sent_ones_stay(make_client: MakeClie
     assert (await _upload(client, _png())).status_code == 201
     assert (await client.get(f"/api/v1/images/{first}")).status_code == 404
     assert (await client.get(f"/api/v1/images/{kept}")).status_code == 200
+
+
+async def test_huge_request_headers_are_refused(client: httpx.AsyncClient) -> None:
+    try:  # refused with 400, or the connection closed while the client still sends
+        big = await client.get("/healthz", headers={"X-Padding": "a" * (1024 * 1024)})
+        assert big.status_code in (400, 431), big.status_code
+    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+        pass
+    assert (await client.get("/healthz", headers={"X-Padding": "a" * 4000})).status_code == 200
+
+
+async def test_json_booleans_are_strict(client: httpx.AsyncClient) -> None:
+    await signup_and_login(client)
+    for value in ('"yes"', '"true"', "1"):
+        body = f'{{"model": "kovr", "stream": {value}, "messages": [{{"role": "user", "content": "안녕"}}]}}'
+        response = await client.post("/v1/chat/completions", content=body.encode(),
+                                     headers={"content-type": "application/json"})
+        assert response.status_code == 422, (value, response.text)

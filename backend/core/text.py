@@ -15,7 +15,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 # Control characters (tab and newline included) have no place in names and titles.
@@ -72,13 +72,20 @@ def _single_line(value: str) -> str:
     return value
 
 
+# The same rule as a pattern, so the OpenAPI document says it too: no control characters, and at
+# least one character that is not white space.
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+
+
 def line_text(max_length: int) -> Any:
     """A trimmed, non-blank, single-line NFC string of at most `max_length` characters."""
     return Annotated[
         str,
         BeforeValidator(_nfc_stripped),
-        StringConstraints(min_length=1, max_length=max_length),
+        StringConstraints(min_length=1, max_length=max_length, pattern=LINE_PATTERN),
         AfterValidator(_single_line),
+        # pydantic leaves the pattern out of the JSON schema when a validator follows it
+        Field(json_schema_extra={"pattern": LINE_PATTERN}),
     ]
 
 

@@ -239,3 +239,10 @@ async def test_json_booleans_are_strict(client: httpx.AsyncClient) -> None:
         response = await client.post("/v1/chat/completions", content=body.encode(),
                                      headers={"content-type": "application/json"})
         assert response.status_code == 422, (value, response.text)
+
+
+async def test_405_names_every_allowed_method(client: httpx.AsyncClient) -> None:
+    await signup_and_login(client)
+    response = await client.put(f"/api/v1/conversations/{'0' * 24}", json={})
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "PATCH", "DELETE"}

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from pymongo.errors import PyMongoError
@@ -87,6 +88,50 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await client.close()
 
 
+def _openapi_with_settings(app: FastAPI, settings: Settings) -> None:
+    """The OpenAPI document with this deployment's own limits (they are settings, not constants),
+    so it says exactly what the server accepts."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        models = schema.get("components", {}).get("schemas", {})
+        limits = {
+            ("MessageCreate", "content", "maxLength"): settings.max_message_chars,
+            ("MessageCreate", "image_ids", "maxItems"): settings.chat_max_images_per_message,
+            ("ConversationCreate", "title", "maxLength"): settings.max_title_chars,
+            ("ConversationUpdate", "title", "maxLength"): settings.max_title_chars,
+            ("UserCreate", "display_name", "maxLength"): settings.max_display_name_chars,
+            ("UserUpdate", "display_name", "maxLength"): settings.max_display_name_chars,
+            ("ChatParameters", "max_new_tokens", "maximum"): settings.max_new_tokens_limit,
+            ("ChatCompletionRequest", "max_tokens", "maximum"): settings.max_new_tokens_limit,
+            ("ChatCompletionRequest", "max_completion_tokens", "maximum"): settings.max_new_tokens_limit,
+        }
+        # Statuses any operation can give: a malformed or too large body (400, 413), invalid
+        # parameters (422), as the one error shape.
+        error = {"description": "error", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    for code in ("400", "413", "422"):
+                        responses.setdefault(code, error)
+                elif operation.get("parameters"):
+                    responses.setdefault("422", error)
+        for (model, field, key), value in limits.items():
+            prop = models.get(model, {}).get("properties", {}).get(field)
+            if prop is not None:
+                for target in prop.get("anyOf", [prop]):
+                    if target.get("type") in ("string", "array", "integer"):
+                        target[key] = min(value, target.get(key, value))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app for these settings; they must name a database (`kovr serve` starts the embedded one)."""
     if settings.mongodb_uri is None:
@@ -108,9 +153,11 @@ def create_app(settings: Settings) -> FastAPI:
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
     app.include_router(web.router)
+    _openapi_with_settings(app, settings)
     # Added innermost first: log → security headers → body limit → browser session → routes.
     app.add_middleware(BrowserSessionMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_image_bytes + 1024 * 1024)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware,
+                       hsts_max_age_s=settings.hsts_max_age_s if settings.served_over_https else None)
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -20,7 +20,10 @@ from kovr.settings import Settings, worker_settings
 
 def server_config(app: Any, settings: Settings, *, port: int | None = None, **extra: Any) -> uvicorn.Config:
     """Our logging instead of uvicorn's (its access log lacks the request ids); proxy headers only
-    from ``settings.forwarded_allow_ips``, never from uvicorn's own environment variable."""
+    from ``settings.forwarded_allow_ips``, never from uvicorn's own environment variable.
+
+    The h11 protocol, because it caps a request's header block (`max_header_bytes`: larger is
+    refused with 400 before the app sees it); httptools accepts headers of any size."""
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -30,6 +33,8 @@ def server_config(app: Any, settings: Settings, *, port: int | None = None, **ex
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
+        http="h11",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         lifespan="on",
         **extra,
     )

@@ -39,7 +39,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="web worker processes of `kovr serve`")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    public_url: str | None = None  # e.g. https://kovr.example.com; https turns on Secure cookies
+    public_url: str | None = None  # e.g. https://kovr.example.com; https turns on Secure cookies and HSTS
+    # Other origins whose pages may send cookie-authenticated writes (comma-separated, e.g. a second
+    # host name); with neither this nor public_url, the request's own Host is the one origin.
+    allowed_origins: str = ""
+    # Secure + __Host- cookies; unset: on exactly when public_url is https.
+    cookie_secure: bool | None = None
+    hsts_max_age_s: int = Field(default=31_536_000, ge=0, description="HSTS max-age when served over https")
+    # uvicorn's cap on one request's header block (h11), against multi-megabyte headers.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     # Reverse proxies whose X-Forwarded-For / -Proto headers are believed: addresses or networks,
     # comma-separated, or "*". Rate limits count the client address those headers name; from any
     # other sender they are ignored, so a client cannot pick its own address.
@@ -57,7 +65,10 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
-    login_rate_limit: int = Field(default=10, ge=1, description="login attempts per window")
+    # Sign-in limits (backend/services/ratelimit.py, docs/security.md): per account and address,
+    # per account from all addresses (a much higher ceiling), per address over all accounts.
+    login_rate_limit: int = Field(default=10, ge=1, description="failed logins per account and address per window")
+    login_rate_limit_account: int = Field(default=100, ge=1, description="failed logins per account per window")
     login_rate_window_s: int = Field(default=300, ge=1)
     login_rate_limit_address: int = Field(default=50, ge=1, description="failed logins per client address per window")
     signup_rate_limit_address: int = Field(default=20, ge=1, description="sign-ups per client address per window")
@@ -71,11 +82,19 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=4096 * 4096, ge=1)
     chat_rate_limit: int = Field(default=30, ge=1, description="messages per user per minute")
+    upload_rate_limit: int = Field(default=20, ge=1, description="image uploads per user per window")
+    upload_rate_window_s: int = Field(default=60, ge=1)
+    image_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=0, description="stored image bytes per user")
+    # Uploaded images never sent in a message are deleted after this long.
+    unattached_image_retention_s: int = Field(default=24 * 3600, ge=60)
 
     # --- model (web app side) ----------------------------------------------------------------
     # A running model_server or stock TGI; unset: `kovr serve` starts model_server itself.
     model_server_url: str | None = None
     model_server_timeout_s: float = Field(default=120.0, gt=0)
+    # Shared secret between the web app and model_server: the app sends it, the server (when it is
+    # set) refuses requests without it. Both read this one setting; the compose stack sets it.
+    model_server_token: SecretStr | None = None
 
     # --- chat (backend/chat) -----------------------------------------------------------------
     # Longest silence between two streamed tokens before the answer is ended as a timeout.
@@ -128,6 +147,13 @@ class Settings(BaseSettings):
     # Korean data beside the repository (absent on a user's clone); demos and CPU runs add it when present.
     shared_data_dir: Path = Field(default_factory=lambda: _REPO_ROOT.parent / "shared" / "data")
 
+    @field_validator("model_server_token", mode="before")
+    @classmethod
+    def _blank_token(cls, value: object) -> object:
+        """`KOVR_MODEL_SERVER_TOKEN=` (left empty in .env) means no token, not an empty one."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
+
     @field_validator("forwarded_allow_ips")
     @classmethod
     def _proxies(cls, value: str) -> str:
@@ -155,8 +181,15 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def served_over_https(self) -> bool:
+        return bool(self.public_url and self.public_url.lower().startswith("https://"))
+
+    @property
     def secure_cookies(self) -> bool:
-        return bool(self.public_url and self.public_url.startswith("https://"))
+        return self.served_over_https if self.cookie_secure is None else self.cookie_secure
+
+    def allowed_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
 
     @property
     def db_dir(self) -> Path:

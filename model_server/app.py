@@ -9,6 +9,7 @@ same shape. With `tgi_upstream_url` set, requests without images are forwarded t
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kovr import __version__
 from kovr.settings import Settings
@@ -69,12 +71,32 @@ def create_model_app(
                 await asyncio.to_thread(app.state.service.engine.close)
 
     app = FastAPI(title="KoVR model_server (TGI-compatible)", version=__version__, lifespan=lifespan)
+    if settings.model_server_token is not None:
+        app.add_middleware(TokenMiddleware, token=settings.model_server_token.get_secret_value())
     app.state.keepalive_s = keepalive_s
     app.state.settings = settings
     _add_error_handlers(app)
     _add_generation_routes(app)
     _add_info_routes(app)
     return app
+
+
+class TokenMiddleware:
+    """With KOVR_MODEL_SERVER_TOKEN set, every request but /health (liveness probes) must carry
+    `Authorization: Bearer <token>`: in a compose stack anything on the network could reach us."""
+
+    def __init__(self, app: ASGIApp, *, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != "/health":
+            sent = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(sent, self.expected):
+                response = error(401, "Unauthorized: this model server needs its token", "authentication")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -113,11 +135,34 @@ async def _read_body(request: Request, model: type[GenerateRequest]) -> tuple[Ge
         if len(raw) > limit:
             raise PayloadTooLarge(f"request body larger than {limit} bytes")
     try:
-        return model.model_validate(json.loads(raw)), bytes(raw)
+        text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireValidationError("request body is not valid UTF-8") from None
+    try:
+        body = model.model_validate(json.loads(text, parse_constant=_no_constant))
     except json.JSONDecodeError as exc:
         raise WireValidationError(f"request body is not valid JSON: {exc.msg}") from None
+    except RecursionError:  # nesting deeper than the parser's stack: never a real request
+        raise WireValidationError("request body is nested too deeply") from None
     except ValidationError as exc:
         raise WireValidationError(_describe(exc)) from None
+    for name, value in (("inputs", body.inputs), *(("stop", s) for s in body.parameters.stop)):
+        if not _is_unicode(value):
+            raise WireValidationError(f"`{name}` is not valid Unicode (lone surrogate)")
+    return body, bytes(raw)
+
+
+def _no_constant(name: str) -> float:
+    """JSON has no NaN or Infinity; Python's parser would accept them."""
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _describe(exc: ValidationError) -> str:

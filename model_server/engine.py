@@ -260,15 +260,27 @@ class Engine:
             return taken
 
     def _admit(self) -> None:
-        """Prefill the waiting jobs and send each its first token; then all join the batch at once."""
+        """Prefill the waiting jobs and send each its first token; then all join the batch at once.
+
+        A failure on the way (the first token's choice, joining the batch) fails every job taken
+        here that has not joined: they are in no queue and no batch row, so nothing else would
+        ever end them — their clients would wait forever."""
+        taken: list[Job] = []
         try:
-            self._join(self._prefill_waiting())
+            self._join(self._prefill_waiting(taken))
+        except Exception as exc:
+            running = {id(row.job) for row in self._rows}
+            for job in taken:
+                if id(job) not in running:
+                    job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
+            raise
         finally:
             self._admitting = 0
 
-    def _prefill_waiting(self) -> list[tuple[_Row, Prefill]]:
+    def _prefill_waiting(self, taken: list[Job]) -> list[tuple[_Row, Prefill]]:
         joining: list[tuple[_Row, Prefill]] = []
-        for group in prefill_groups(self._take_waiting(), batch_images=self.batch_images):
+        taken.extend(self._take_waiting())
+        for group in prefill_groups(taken, batch_images=self.batch_images):
             ready: list[tuple[_Row, Prefill]] = []
             for job, result in self._prefill_group(group):
                 if isinstance(result, Exception):
@@ -313,15 +325,10 @@ class Engine:
     def _join(self, joining: list[tuple[_Row, Prefill]]) -> None:
         if not joining:
             return
-        try:
-            with self._cond:
-                self._batch.add(*(result for _, result in joining))
-                self._rows.extend(row for row, _ in joining)
-                self._admitting = 0
-        except Exception as exc:  # not in the batch yet, so _fail_all would not reach them
-            for row, _ in joining:
-                row.job.emit(ErrorEvent(f"Request failed during generation: {exc}"))
-            raise
+        with self._cond:  # a failure here leaves them out of the batch: _admit fails them
+            self._batch.add(*(result for _, result in joining))
+            self._rows.extend(row for row, _ in joining)
+            self._admitting = 0
 
     def _prefill(self, job: Job) -> Prefill:
         device = self.loaded.device

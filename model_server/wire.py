@@ -8,6 +8,7 @@ unchanged against model_server. Range checks that need the served model's limits
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # TGI's router default for `max_stop_sequences`.
 MAX_STOP_SEQUENCES = 4
+
+
+MIN_TEMPERATURE = 1e-3
+MAX_TEMPERATURE = 100.0
+MAX_REPETITION_PENALTY = 100.0
 
 
 class WireValidationError(ValueError):
@@ -69,12 +75,25 @@ class GenerateParameters(BaseModel):
 
     def _problems(self) -> list[str]:
         problems: list[str] = []
+        # JSON's 1e999 is infinity in Python, and NaN/Infinity literals are refused at parsing:
+        # a non-finite value would reach the sampler as NaN probabilities.
+        for name in ("temperature", "repetition_penalty", "frequency_penalty", "top_p", "typical_p"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                problems.append(f"`{name}` must be a finite number")
+        if problems:
+            return problems
         if self.best_of is not None and self.best_of != 1:
             problems.append("`best_of` != 1 is not allowed for this endpoint")
         if self.temperature is not None and self.temperature <= 0.0:
             problems.append("`temperature` must be strictly positive")
+        elif self.temperature is not None and not MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE:
+            # Beyond TGI: logits / 1e-300 overflow to inf (NaN probabilities).
+            problems.append(f"`temperature` must be >= {MIN_TEMPERATURE} and <= {MAX_TEMPERATURE}")
         if self.repetition_penalty is not None and self.repetition_penalty <= 0.0:
             problems.append("`repetition_penalty` must be strictly positive")
+        elif self.repetition_penalty is not None and self.repetition_penalty > MAX_REPETITION_PENALTY:
+            problems.append(f"`repetition_penalty` must be <= {MAX_REPETITION_PENALTY}")
         if self.frequency_penalty is not None and not -2.0 <= self.frequency_penalty <= 2.0:
             problems.append("`frequency_penalty` must be >= -2.0 and <= 2.0")
         if self.top_p is not None and not 0.0 < self.top_p < 1.0:

@@ -113,15 +113,17 @@ class GenerationParams:
 class ModelClient:
     """Talks to one TGI-compatible server; /info is cached after the first success."""
 
-    def __init__(self, base_url: str, timeout_s: float, stall_timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, stall_timeout_s: float, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.stall_timeout_s = stall_timeout_s
-        self._tgi = AsyncClient(self.base_url)
+        auth = {"Authorization": f"Bearer {token}"} if token else {}  # KOVR_MODEL_SERVER_TOKEN
+        self._tgi = AsyncClient(self.base_url, headers=auth)
         # A long answer may stream for minutes: bound the connect and each read, not the whole stream.
         self._tgi.timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0),
                                                   sock_read=stall_timeout_s)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(min(timeout_s, 30.0)))
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(min(timeout_s, 30.0)),
+                                       headers=auth)
         self._info: ModelInfo | None = None
 
     async def aclose(self) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from backend.core.errors import openai_error
 from backend.core.text import NfcStr
+
+__all__ = ["ChatCompletionRequest", "ChatMessage", "openai_error"]
 
 
 class ImageURL(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    url: str = Field(max_length=15_000_000)
-    detail: str | None = None
+    url: NfcStr = Field(max_length=15_000_000)
+    detail: NfcStr | None = None
 
 
 class TextPart(BaseModel):
@@ -47,21 +50,21 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatCompletionRequest(BaseModel):
     # Unknown OpenAI options (logit_bias, tools, ...) are ignored rather than refused, as most servers do.
     model_config = ConfigDict(extra="ignore")
-    model: str = Field(default="kovr", max_length=200)
+    model: NfcStr = Field(default="kovr", max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
-    stream: bool = False
+    stream: StrictBool = False  # "yes" or 1 is a mistake, not a request to stream
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
+    stop: NfcStr | list[NfcStr] | None = None
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     n: int = Field(default=1, ge=1, le=1)
 
@@ -72,12 +75,3 @@ class ChatCompletionRequest(BaseModel):
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
-
-
-def openai_error(message: str, code: str, status: int) -> dict[str, Any]:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    if status == 401:
-        kind = "authentication_error"
-    elif status == 429:
-        kind = "rate_limit_error"
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}

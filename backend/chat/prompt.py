@@ -18,6 +18,9 @@ from kovr.prompt import PromptTemplate, Turn
 
 IMAGE_PLACEHOLDER = "[이미지]"
 _IMAGE_MARKDOWN = re.compile(r"!\[[^\]]*\]\(data:[^)]*\)")
+# Any Markdown image opening in typed text (a superset of what model_server parses as an image:
+# it also allows a line break in the alt text). Only attached images may become markers.
+_TYPED_IMAGE = re.compile(r"!\[(?=[^\]]*\]\()")
 
 TokenCounter = Callable[[str], Awaitable[int]]
 
@@ -51,9 +54,16 @@ def image_markdown(data_uris: list[str]) -> str:
     return "".join(f"![]({uri})\n" for uri in data_uris)
 
 
+def neutralise_images(text: str) -> str:
+    """Typed `![alt](url)` stays text: `!\\[alt](url)` (Markdown's own escape) is no image marker,
+    so a user, an earlier answer or a system text can never inject an image into the prompt."""
+    return _TYPED_IMAGE.sub(r"!\\[", text)
+
+
 def render(template: PromptTemplate, history: list[Exchange], question: str, images: list[str]) -> str:
-    turns = [Turn(user=_with_placeholder(h), assistant=h.assistant) for h in history]
-    turns.append(Turn(user=image_markdown(images) + question))
+    turns = [Turn(user=neutralise_images(_with_placeholder(h)), assistant=neutralise_images(h.assistant))
+             for h in history]
+    turns.append(Turn(user=image_markdown(images) + neutralise_images(question)))
     return template.render_chat(turns)
 
 

@@ -34,7 +34,11 @@ def answer_style_parameters(user: dict[str, Any]) -> ChatParameters:
 
 
 class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        # What the server checks, in the schema too: some text that is not only white space, or an image.
+        "anyOf": [{"required": ["content"], "properties": {"content": {"pattern": "\\S"}}},
+                  {"required": ["image_ids"], "properties": {"image_ids": {"minItems": 1}}}],
+    })
     content: NfcStr = Field(default="", max_length=100_000)
     image_ids: list[ObjectIdText] = Field(default_factory=list, max_length=16)
     parameters: ChatParameters = Field(default_factory=ChatParameters)

@@ -15,7 +15,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from backend.core.i18n import message_for, request_locale
 
@@ -26,6 +28,8 @@ STATUS: dict[str, int] = {
     "bad_request": 400,
     "wrong_password": 400,
     "validation_error": 422,
+    "invalid_text": 422,
+    "quota_exceeded": 413,
     "invalid_cursor": 422,
     "invalid_event_id": 422,
     "invalid_parameters": 422,
@@ -85,10 +89,11 @@ class AppError(Exception):
 
     def __init__(
         self, code: str, detail: str | None = None, *, retry_after_s: int | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail or code)
         self.code = code
+        self.params = dict(params or {})  # filled into the catalogue text ({used}, ...)
         self.detail = detail
         self.retry_after_s = retry_after_s
         self.headers = dict(headers or {})
@@ -98,7 +103,8 @@ class AppError(Exception):
         return STATUS.get(self.code, 400)
 
     def message(self, locale: str = "ko") -> str:
-        return message_for(self.code, locale)
+        text = message_for(self.code, locale)
+        return text.format(**self.params) if self.params else text
 
     def payload(self, locale: str = "ko") -> dict[str, str]:
         return {"code": self.code, "message": self.message(locale)}
@@ -137,28 +143,67 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
     if exc.status_code >= 500 and exc.detail:
         log.warning("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.detail)
-    return error_response(request, exc.code, exc.status_code, exc.response_headers())
+    return error_response(request, exc.code, exc.status_code, exc.response_headers(),
+                          message=exc.message(request_locale(request)))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _BY_STATUS.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
-    return error_response(request, code, exc.status_code, exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(request, code, exc.status_code, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette names only the first route's, so
+    GET /x/{id} hid PATCH and DELETE /x/{id})."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")) or "body"
 
 
+def openai_error(message: str, code: str, status: int) -> dict[str, Any]:
+    """OpenAI's error shape, for /v1 (its clients read `type`)."""
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    if status == 401:
+        kind = "authentication_error"
+    elif status == 429:
+        kind = "rate_limit_error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     # Only field names and pydantic's error type: never echo the submitted values (passwords).
     details = [{"field": _field(tuple(e.get("loc", ()))), "type": e.get("type", "")} for e in exc.errors()]
-    message = message_for("validation_error", request_locale(request))
+    # Text that is not Unicode (core.text.valid_text) has its own code, whatever else is wrong.
+    code = "invalid_text" if any(d["type"] == "invalid_text" for d in details) else "validation_error"
+    message = message_for(code, request_locale(request))
     fields = ", ".join(dict.fromkeys(d["field"] for d in details))
     if fields:
         message = f"{message} ({fields})"
-    return error_response(request, "validation_error", 422, details=details, message=message)
+    if request.url.path.startswith("/v1/"):
+        error = openai_error(message, code, 422)
+        error["error"]["param"] = details[0]["field"] if details else None
+        return JSONResponse(error, status_code=422)
+    return error_response(request, code, 422, details=details, message=message)
+
+
+async def _bare_text_error(request: Request, exc: Exception) -> Response:
+    """core.text.valid_text called outside a pydantic model (a form value checked by hand)."""
+    assert isinstance(exc, PydanticCustomError)
+    if exc.type == "invalid_text":
+        return error_response(request, "invalid_text", 422)
+    return await _unexpected(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -170,4 +215,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(PydanticCustomError, _bare_text_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -19,6 +19,12 @@ TEXT: dict[str, tuple[str, str]] = {
     # Errors: the codes of AppError (their HTTP status is in backend/core/errors.py).
     "bad_request": ("잘못된 요청입니다.", "Bad request."),
     "validation_error": ("입력값이 올바르지 않습니다.", "The input is not valid."),
+    "invalid_text": ("글자로 쓸 수 없는 문자가 들어 있습니다(짝 없는 서로게이트).",
+                     "The text contains characters that are not valid Unicode (a lone surrogate)."),
+    "quota_exceeded": (
+        "이미지 저장 공간이 부족합니다: {used} / {quota} 사용 중입니다. 대화를 지우면 공간이 생깁니다.",
+        "Not enough image storage: {used} of {quota} in use. Deleting conversations frees space.",
+    ),
     "not_authenticated": ("로그인이 필요합니다.", "Authentication is required."),
     "invalid_token": (
         "인증 정보가 유효하지 않거나 만료되었습니다.",

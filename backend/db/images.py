@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import cast
 
 from bson import ObjectId
@@ -24,7 +25,23 @@ async def find_images(*, db: Db, user_id: ObjectId, image_ids: list[ObjectId]) -
 
 
 async def attach_images(*, db: Db, user_id: ObjectId, image_ids: list[ObjectId], conversation_id: ObjectId) -> None:
+    """Sent in a conversation: kept (no longer expires) until the conversation or account goes."""
     if image_ids:
         await db.images.update_many(
-            {"_id": {"$in": image_ids}, "user_id": user_id}, {"$set": {"conversation_id": conversation_id}}
+            {"_id": {"$in": image_ids}, "user_id": user_id},
+            {"$set": {"conversation_id": conversation_id}, "$unset": {"expires_at": ""}},
         )
+
+
+async def stored_bytes(*, db: Db, user_id: ObjectId) -> int:
+    """What a user's images take, for the storage quota."""
+    rows = await (await db.images.aggregate([
+        {"$match": {"user_id": user_id}}, {"$group": {"_id": None, "bytes": {"$sum": "$size"}}},
+    ])).to_list(length=1)
+    return int(rows[0]["bytes"]) if rows else 0
+
+
+async def delete_expired(*, db: Db, user_id: ObjectId, now: dt.datetime) -> int:
+    """Unattached images past their retention (the TTL index does the same, but only once a minute)."""
+    result = await db.images.delete_many({"user_id": user_id, "expires_at": {"$lte": now}})
+    return result.deleted_count

@@ -95,6 +95,7 @@ class ImageDoc(TypedDict):
     sha256: str
     data: Binary
     created_at: dt.datetime
+    expires_at: NotRequired[dt.datetime]  # while not sent in a message (TTL, migration 0005)
 
 
 class FeedbackDoc(TypedDict):

@@ -1,4 +1,4 @@
-"""Repository: users. Emails are stored lower-cased and NFC; unique index `email_unique`."""
+"""Repository: users. Emails are stored NFKC, IDNA domain, lower case (core.text.normalise_email); unique index `email_unique`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from backend.core import text
 from backend.core.clock import utcnow
 from backend.db.client import Db
 
@@ -19,7 +20,7 @@ class EmailTaken(Exception):
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    return text.normalise_email(email)
 
 
 async def create_user(

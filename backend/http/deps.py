@@ -11,13 +11,15 @@ How to use (routes in backend/api/routes/*.py, yours included):
 - `CurrentUser` accepts, in this order: `Authorization: Bearer <JWT access token>`,
   `Authorization: Bearer kovr_<personal API token>`, or the browser's `kovr_access` cookie.
   A cookie-authenticated request with an unsafe method (POST/PUT/PATCH/DELETE) must also carry
-  the CSRF token, else 403 csrf_failed; Bearer requests need none (no ambient credentials).
+  the CSRF token and come from this site's Origin, else 403 csrf_failed; Bearer requests need
+  neither (no ambient credentials).
 - `CurrentAuth` is the same with how the user signed in (`auth.via`: "jwt" | "api_token" | "cookie").
 - `OptionalUser` is the user or None (for pages that show a login link instead of a 401).
 - `CsrfProtected` checks the CSRF token without requiring a sign-in (login and sign-up forms).
 
-CSRF token for pages: the session middleware gives every browser a `kovr_csrf` cookie and puts
-its value in `request.state.csrf_token` (also `csrf_token(request)` below). Send it back either as
+CSRF token for pages: the session middleware derives it from the browser's session (an HMAC of
+the sign-in, see backend/http/cookies.py), puts it in `request.state.csrf_token` (also
+`csrf_token(request)` below) and in the readable `kovr_csrf` cookie. Send it back either as
 the `X-CSRF-Token` header (htmx: `<body hx-headers='{"X-CSRF-Token": "{{ csrf_token }}"}'>`) or
 as a `csrf_token` field of an ordinary form post.
 
@@ -94,11 +96,28 @@ async def _submitted_csrf(request: Request) -> str:
     return ""
 
 
+def verify_origin(request: Request) -> None:
+    """A browser's write must come from this site: a foreign `Origin` (or, without one, `Referer`)
+    is refused. Browsers send Origin with every cross-site POST/PUT/PATCH/DELETE, so a forged
+    request always carries one; a client that sends neither is no browser and still needs the token."""
+    settings: Settings = request.app.state.settings
+    sent = request.headers.get("origin")
+    if sent is None:
+        referer = request.headers.get("referer")
+        if not referer:
+            return
+        sent = cookies.origin_of(referer)
+    if cookies.origin_of(sent) not in cookies.allowed_origins(request, settings):
+        raise AppError("csrf_failed", f"foreign origin {sent[:100]!r}")
+
+
 async def verify_csrf(request: Request) -> None:
-    """Double-submit check: the csrf cookie must come back in the header or form field."""
+    """A browser's write: from this site, carrying the CSRF token of its session (never the cookie's
+    own value: the middleware derives it from the sign-in, see backend/http/cookies.py)."""
     if request.method in SAFE_METHODS:
         return
-    expected = request.cookies.get(cookies.CSRF_COOKIE, "")
+    verify_origin(request)
+    expected = csrf_token(request)
     submitted = await _submitted_csrf(request)
     if not expected or not submitted or not same_secret(expected, submitted):
         raise AppError("csrf_failed")
@@ -118,8 +137,8 @@ async def _authenticate(request: Request, db: Db, settings: Settings) -> AuthCon
             return AuthContext(await auth.user_from_api_token(db=db, token=token), "api_token")
         user, family = await auth.session_from_access_token(db=db, settings=settings, token=token)
         return AuthContext(user, "jwt", family)
-    cookie = getattr(request.state, "session_access_token", None) or request.cookies.get(
-        cookies.ACCESS_COOKIE
+    cookie = getattr(request.state, "session_access_token", None) or cookies.read(
+        request, cookies.ACCESS_COOKIE, settings
     )
     if not isinstance(cookie, str) or not cookie:
         return None

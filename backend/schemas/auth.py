@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.core.text import NfcStr
+
 
 class TokenPair(BaseModel):
     access_token: str
@@ -16,9 +18,9 @@ class TokenPair(BaseModel):
 
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    refresh_token: str = Field(min_length=1, max_length=512)
+    refresh_token: NfcStr = Field(min_length=1, max_length=512)
 
 
 class LogoutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    refresh_token: str | None = Field(default=None, min_length=1, max_length=512)
+    refresh_token: NfcStr | None = Field(default=None, min_length=1, max_length=512)

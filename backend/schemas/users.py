@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, StringConstraints
 
-from backend.core.text import DisplayName, Password, nfc
+from backend.core.text import DisplayName, Password, idna_email, nfc, nfkc_email
 
 Email = Annotated[
-    EmailStr, BeforeValidator(nfc), StringConstraints(max_length=254), AfterValidator(lambda v: v.lower())
+    EmailStr, BeforeValidator(nfkc_email), StringConstraints(max_length=254), AfterValidator(idna_email)
 ]
 
 

@@ -62,7 +62,8 @@ async def authenticate(
     *, db: Db, settings: Settings, email: str, password: str, client_ip: str | None
 ) -> dict[str, Any]:
     """Check a password login; the same error whether or not the email exists, rate limited."""
-    await ratelimit.check_login_allowed(db=db, settings=settings, email=email, client_ip=client_ip)
+    # Counted before the password is checked: concurrent guesses cannot all slip past the limit.
+    await ratelimit.begin_login(db=db, settings=settings, email=email, client_ip=client_ip)
     user = await users.get_user_by_email(db=db, email=email)
     if user is None:
         await security.burn_password_check(password)  # same cost as a real check: no account probing
@@ -70,11 +71,10 @@ async def authenticate(
     else:
         ok = await security.verify_password(password, user["password_hash"])
     if not ok or user is None:
-        await ratelimit.record_login_failure(db=db, settings=settings, email=email, client_ip=client_ip)
         raise AppError("invalid_credentials")
     if user.get("disabled"):
         raise AppError("account_disabled")
-    await ratelimit.clear_account_failures(db=db, email=email)
+    await ratelimit.login_succeeded(db=db, settings=settings, email=email, client_ip=client_ip)
     return user
 
 

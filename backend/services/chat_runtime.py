@@ -35,7 +35,8 @@ def new_worker_id() -> str:
 
 async def open_chat(settings: Settings, db: Db) -> ChatServices:
     model = ModelClient(model_server_url(settings), timeout_s=settings.model_server_timeout_s,
-                        stall_timeout_s=settings.chat_stall_timeout_s)
+                        stall_timeout_s=settings.chat_stall_timeout_s,
+                        token=settings.model_server_token.get_secret_value() if settings.model_server_token else None)
     runner = JobRunner(db=db, model=model, worker_id=new_worker_id(),
                        timing=JobTiming(save_interval_s=settings.chat_save_interval_s, lease_s=settings.chat_lease_s))
     follower = Follower(db=db, runner=runner, recheck_s=settings.chat_follow_recheck_s,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import io
 import warnings
@@ -62,15 +63,32 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> CheckedImage
     return CheckedImage(FORMATS[fmt], width, height)
 
 
-async def save_image(*, db: Db, user_id: ObjectId, data: bytes, max_bytes: int, max_pixels: int) -> ImageDoc:
+async def save_image(*, db: Db, user_id: ObjectId, data: bytes, max_bytes: int, max_pixels: int,
+                     quota_bytes: int | None = None, retention_s: int | None = None) -> ImageDoc:
+    """Check and store an upload. With `quota_bytes`, the user's stored images plus this one must
+    fit (413 quota_exceeded, saying how much is used); with `retention_s`, the image is deleted
+    that long after upload unless it is sent in a message first."""
     checked = await asyncio.to_thread(check_image, data, max_bytes=max_bytes, max_pixels=max_pixels)
+    now = utcnow()
+    if quota_bytes is not None:
+        await images_repo.delete_expired(db=db, user_id=user_id, now=now)
+        used = await images_repo.stored_bytes(db=db, user_id=user_id)
+        if used + len(data) > quota_bytes:
+            raise AppError("quota_exceeded", f"{used} + {len(data)} > {quota_bytes}",
+                           params={"used": _mib(used), "quota": _mib(quota_bytes)})
     doc = ImageDoc(
         _id=ObjectId(), user_id=user_id, conversation_id=None, content_type=checked.content_type,
         size=len(data), width=checked.width, height=checked.height,
-        sha256=hashlib.sha256(data).hexdigest(), data=Binary(data), created_at=utcnow(),
+        sha256=hashlib.sha256(data).hexdigest(), data=Binary(data), created_at=now,
     )
+    if retention_s is not None:
+        doc["expires_at"] = now + dt.timedelta(seconds=retention_s)
     await images_repo.insert_image(db=db, doc=doc)
     return doc
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 async def get_image(*, db: Db, user_id: ObjectId, image_id: str) -> ImageDoc:

@@ -87,7 +87,8 @@ async def _signed_in(db: DbDep, settings: SettingsDep, user: dict) -> Response: 
 
 @router.post("/logout", dependencies=[CsrfProtected])
 async def logout(request: Request, db: DbDep, settings: SettingsDep) -> Response:
-    await auth.logout(db=db, refresh_token=request.cookies.get(cookies.REFRESH_COOKIE, "")[:512] or None)
+    refresh = cookies.read(request, cookies.REFRESH_COOKIE, settings) or ""
+    await auth.logout(db=db, refresh_token=refresh[:512] or None)
     response = RedirectResponse("/login", status_code=303)
     cookies.clear_session_cookies(response, settings)
     return response
@@ -144,13 +145,14 @@ async def update_answer_style(request: Request, db: DbDep, user: OptionalUser, a
 
 @router.post("/settings/password")
 async def change_password(
-    request: Request, db: DbDep, user: OptionalUser, current_password: Text, new_password: Text,
+    request: Request, db: DbDep, settings: SettingsDep, user: OptionalUser, current_password: Text,
+    new_password: Text,
 ) -> Response:
     if user is None:
         return to_login(request)
     try:
         body = PasswordChange(current_password=current_password, new_password=new_password)
-        family = await auth.family_of(db=db, refresh_token=request.cookies.get(cookies.REFRESH_COOKIE))
+        family = await auth.family_of(db=db, refresh_token=cookies.read(request, cookies.REFRESH_COOKIE, settings))
         await auth.change_password(db=db, user=user, current_password=body.current_password,
                                    new_password=body.new_password, keep_family=family)
     except ValidationError as exc:

@@ -25,6 +25,7 @@ VENDOR = {
     "swagger-ui-bundle.js": _NPM / "swagger-ui-dist" / "swagger-ui-bundle.js",
     "swagger-ui.css": _NPM / "swagger-ui-dist" / "swagger-ui.css",
     "swagger-favicon-32x32.png": _NPM / "swagger-ui-dist" / "favicon-32x32.png",
+    "oauth2-redirect.js": _NPM / "swagger-ui-dist" / "oauth2-redirect.js",
 }
 _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml",
           ".png": "image/png", ".ico": "image/x-icon", ".woff2": "font/woff2"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from typing import Any
@@ -43,7 +44,7 @@ async def test_account_is_limited_after_failures(client: httpx.AsyncClient, live
     }
     assert (await client.post("/api/v1/auth/session", data=form)).status_code == 429
     # Once the failures leave the window, the account may sign in again.
-    await live.db.login_attempts.delete_many({"key": f"email:{user['email']}"})
+    await live.db.login_attempts.delete_many({"key": {"$regex": f"^email(-ip)?:{user['email']}"}})
     assert (await _login(client, user["email"], user["password"])).status_code == 200
 
 
@@ -100,7 +101,10 @@ def _new_user() -> dict[str, str]:
 
 
 async def _signup_keys(db: Any) -> Counter[str]:
-    return Counter([doc["key"] async for doc in db.login_attempts.find({"key": {"$regex": "^signup-ip:"}})])
+    counts: Counter[str] = Counter()
+    async for doc in db.login_attempts.find({"key": {"$regex": "^signup-ip:"}}):
+        counts[doc["key"]] += doc["count"]
+    return counts
 
 
 async def test_limits_count_the_address_a_trusted_proxy_forwards(make_client: Any, live: Any) -> None:
@@ -113,7 +117,7 @@ async def test_limits_count_the_address_a_trusted_proxy_forwards(make_client: An
         assert answer.status_code == 201
     limited = await client.post("/api/v1/auth/signup", json=_new_user(), headers={"X-Forwarded-For": "203.0.113.7"})
     assert limited.status_code == 429
-    assert await _signup_keys(live.db) == {"signup-ip:203.0.113.7": 4, "signup-ip:198.51.100.9": 1}
+    assert await _signup_keys(live.db) == {"signup-ip:203.0.113.7": 5, "signup-ip:198.51.100.9": 1}  # refused ones count too
     await live.db.login_attempts.delete_many({})
 
 
@@ -131,3 +135,42 @@ async def test_forwarded_headers_from_an_untrusted_sender_are_ignored(mongo_uri:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_concurrent_wrong_logins_let_exactly_the_limit_through(make_client: Any, live: Any) -> None:
+    """30 guesses at once on one account: exactly `login_rate_limit` reach the password check."""
+    await live.db.login_attempts.delete_many({})
+    user = await signup_and_login(await make_client())
+    clients = [await make_client() for _ in range(30)]
+    answers = await asyncio.gather(*(_login(c, user["email"], "wrong-password") for c in clients))
+    assert Counter(a.status_code for a in answers) == {401: 3, 429: 27}
+    await live.db.login_attempts.delete_many({})
+
+
+async def test_concurrent_sign_ups_from_one_address_create_exactly_the_limit(make_client: Any, live: Any) -> None:
+    await live.db.login_attempts.delete_many({})
+    clients = [await make_client() for _ in range(12)]
+    bodies = [_new_user() for _ in clients]
+    answers = await asyncio.gather(*(c.post("/api/v1/auth/signup", json=b) for c, b in zip(clients, bodies, strict=True)))
+    assert Counter(a.status_code for a in answers) == {201: 4, 429: 8}
+    assert await live.db.users.count_documents({"email": {"$in": [b["email"] for b in bodies]}}) == 4
+    await live.db.login_attempts.delete_many({})
+
+
+async def test_an_attacker_cannot_lock_the_owner_out(make_client: Any, live: Any) -> None:
+    """Failures from another address use up that address's allowance for the account, not the
+    owner's: the owner's right password from their own address still works."""
+    await live.db.login_attempts.delete_many({})
+    owner = await make_client()
+    user = await signup_and_login(owner)
+    attacker = await make_client()
+    for _ in range(5):
+        await attacker.post("/api/v1/auth/token", data={"username": user["email"], "password": "guess-guess"},
+                            headers={"X-Forwarded-For": "203.0.113.66"})
+    blocked = await attacker.post("/api/v1/auth/token", data={"username": user["email"], "password": user["password"]},
+                                  headers={"X-Forwarded-For": "203.0.113.66"})
+    assert blocked.status_code == 429
+    mine = await owner.post("/api/v1/auth/token", data={"username": user["email"], "password": user["password"]},
+                            headers={"X-Forwarded-For": "198.51.100.5"})
+    assert mine.status_code == 200, mine.text
+    await live.db.login_attempts.delete_many({})

@@ -37,6 +37,7 @@ class PageDoor:
         signed = self.client.post("/login", data={"csrf_token": self.csrf, "email": account.email,
                                                   "password": account.password})
         assert signed.status_code == 303, signed.text
+        self.csrf = self.client.cookies["kovr_csrf"]  # a sign-in has its own CSRF token
 
     def htmx(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"HX-Request": "true", "X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}

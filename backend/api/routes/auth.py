@@ -129,9 +129,9 @@ async def logout(request: Request, db: DbDep, settings: SettingsDep) -> Response
     bearer = request.headers.get("authorization", "")
     if token is None and bearer.lower().startswith("bearer "):
         await auth.logout_access_token(db=db, settings=settings, token=bearer[7:].strip())
-    elif token is None and request.cookies.get(cookies.REFRESH_COOKIE):
+    elif token is None and cookies.read(request, cookies.REFRESH_COOKIE, settings):
         await verify_csrf(request)
-        token = request.cookies[cookies.REFRESH_COOKIE][:512]
+        token = (cookies.read(request, cookies.REFRESH_COOKIE, settings) or "")[:512]
     await auth.logout(db=db, refresh_token=token)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     cookies.clear_session_cookies(response, settings)

@@ -27,7 +27,8 @@ from backend.services import conversations as conversations_service
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
-Cursor = Annotated[str | None, Query(max_length=200)]
+Cursor = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_=-]+$",
+                                      description="next_cursor of the previous page")]
 Search = Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS,
                                      description="only conversations whose title or messages contain this text")]
 
@@ -36,7 +37,7 @@ Search = Annotated[str | None, Query(max_length=SEARCH_MAX_CHARS,
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=None,
-    responses={**error_responses(401, 422, 429), 200: STREAM_DOC[200]},
+    responses={**error_responses(401, 404, 422, 429), 200: STREAM_DOC[200]},
 )
 async def create_conversation(
     body: ConversationCreate, user: CurrentUser, db: DbDep, chat: ChatDep, settings: SettingsDep, locale: LocaleDep,

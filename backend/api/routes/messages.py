@@ -16,7 +16,8 @@ from backend.services import chat as chat_service
 
 router = APIRouter(prefix="/messages", tags=["chat"])
 EventId = Annotated[str | None, Header(max_length=40)]
-After = Annotated[str | None, Query(max_length=40, description="same as Last-Event-ID, for clients that cannot set it")]
+After = Annotated[str | None, Query(max_length=40, pattern=r"^[0-9]{1,19}-[0-9]{1,19}$",
+                                    description="same as Last-Event-ID, for clients that cannot set it")]
 
 
 @router.get("/{message_id}", responses=error_responses(401, 404))

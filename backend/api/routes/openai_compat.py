@@ -21,6 +21,7 @@ from backend.chat.openai_schemas import ChatCompletionRequest, openai_error
 from backend.chat.turn import TurnOutcome
 from backend.core.errors import AppError
 from backend.http.deps import ChatDep, CurrentAuth, LocaleDep, SettingsDep
+from backend.schemas.common import error_responses
 from backend.services import completions
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -37,7 +38,11 @@ async def list_models(auth: CurrentAuth, chat: ChatDep) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": model_id, "object": "model", "created": 0, "owned_by": "kovr"}]}
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", responses={
+    200: {"description": "the completion (JSON), or with `stream: true` its chunks as text/event-stream",
+          "content": {"application/json": {}, "text/event-stream": {}}},
+    **error_responses(401, 422, 429),
+})
 async def chat_completions(
     body: ChatCompletionRequest, auth: CurrentAuth, chat: ChatDep, settings: SettingsDep, locale: LocaleDep,
 ) -> Any:

@@ -1,4 +1,4 @@
-"""The browser session: a CSRF cookie for every browser, silent renewal of an expired access cookie."""
+"""The browser session: the CSRF token bound to it, silent renewal of an expired access cookie."""
 
 from __future__ import annotations
 
@@ -14,14 +14,19 @@ from backend.core.secrets import jwt_key
 from backend.http import cookies
 from backend.services import auth
 
-_CSRF_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+_BINDING_VALUE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
 
 class BrowserSessionMiddleware:
-    """Gives every browser a CSRF cookie and renews an expired access cookie from the refresh cookie.
+    """Works out each browser's CSRF token and renews an expired access cookie from the refresh cookie.
 
-    Sets in request.state: `csrf_token` (for forms and htmx headers) and, after a renewal,
-    `session_access_token` (read by the auth dependency instead of the stale cookie).
+    The token is `cookies.csrf_token_for` of the sign-in (the access cookie's refresh-token family)
+    or, for a browser not signed in, of its binding id (an HttpOnly random cookie handed out here):
+    a value planted in a cookie by someone else never matches it.
+
+    Sets in request.state: `csrf_token` (what a write must send back; forms and htmx headers render
+    it) and, after a renewal, `session_access_token` (read by the auth dependency instead of the
+    stale cookie).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -33,29 +38,34 @@ class BrowserSessionMiddleware:
             return
         conn = HTTPConnection(scope)
         app_state = conn.app.state
+        settings = app_state.settings
         state = scope.setdefault("state", {})
         set_cookies: list[str] = []
-        csrf = conn.cookies.get(cookies.CSRF_COOKIE, "")
         program = "authorization" in conn.headers and not conn.cookies  # API clients keep no cookies
-        if not _CSRF_VALUE.match(csrf) and not program:
-            csrf = security.random_token(32)
-            set_cookies.append(
-                cookies.cookie_header(
-                    cookies.CSRF_COOKIE,
-                    csrf,
-                    settings=app_state.settings,
-                    max_age=365 * 86400,
-                    http_only=False,
-                )
-            )
-        state["csrf_token"] = csrf
-        if getattr(app_state, "db", None) is not None:
-            set_cookies += await self._renew(conn, state, app_state)
+        family: str | None = None
+        if not program:
+            family = _family(cookies.read(conn, cookies.ACCESS_COOKIE, settings), settings)
+            if family is None and getattr(app_state, "db", None) is not None:
+                family, renewed = await self._renew(conn, state, app_state)
+                set_cookies += renewed
+        if family is not None:
+            binding = f"fam:{family}"
+        else:
+            sid = cookies.read(conn, cookies.BINDING_COOKIE, settings) or ""
+            if not _BINDING_VALUE.match(sid) and not program:
+                sid = security.random_token(32)
+                set_cookies.append(cookies.cookie_header(cookies.BINDING_COOKIE, sid, settings=settings,
+                                                         max_age=365 * 86400))
+            binding = f"sid:{sid}"
+        token = "" if program else cookies.csrf_token_for(settings, binding)
+        state["csrf_token"] = token
+        if token and cookies.read(conn, cookies.CSRF_COOKIE, settings) != token:
+            set_cookies.append(cookies.csrf_cookie_header(settings, token))
 
         async def send_with_cookies(message: Message) -> None:
             if message["type"] == "http.response.start" and set_cookies:
                 headers = list(message.get("headers", []))
-                # The route's own cookies win (a logout clears what a renewal would set).
+                # The route's own cookies win (a sign-in sets its own CSRF cookie, a logout clears).
                 own = {v.split(b"=", 1)[0].strip() for k, v in headers if k.lower() == b"set-cookie"}
                 extra = [c.encode("latin-1") for c in set_cookies]
                 headers += [(b"set-cookie", c) for c in extra if c.split(b"=", 1)[0] not in own]
@@ -64,14 +74,11 @@ class BrowserSessionMiddleware:
 
         await self.app(scope, receive, send_with_cookies)
 
-    async def _renew(self, conn: HTTPConnection, state: dict[str, Any], app_state: Any) -> list[str]:
-        refresh = conn.cookies.get(cookies.REFRESH_COOKIE)
-        if not refresh or conn.headers.get("authorization"):
-            return []
+    async def _renew(self, conn: HTTPConnection, state: dict[str, Any], app_state: Any) -> tuple[str | None, list[str]]:
         settings = app_state.settings
-        access = conn.cookies.get(cookies.ACCESS_COOKIE)
-        if access and _access_valid(access, settings):
-            return []
+        refresh = cookies.read(conn, cookies.REFRESH_COOKIE, settings)
+        if not refresh or conn.headers.get("authorization"):
+            return None, []
         try:
             _, tokens = await auth.rotate_refresh(
                 db=app_state.db,
@@ -80,14 +87,18 @@ class BrowserSessionMiddleware:
                 grace_s=settings.refresh_reuse_grace_s,
             )
         except AppError:
-            return cookies.clear_cookie_headers(settings)
+            return None, cookies.clear_cookie_headers(settings)
         state["session_access_token"] = tokens.access_token
-        return cookies.session_cookie_headers(tokens, settings)
+        return tokens.family_id, cookies.session_cookie_headers(tokens, settings)
 
 
-def _access_valid(token: str, settings: Any) -> bool:
+def _family(token: str | None, settings: Any) -> str | None:
+    """The sign-in of a valid access cookie, None if there is none (or it expired)."""
+    if not token:
+        return None
     try:
-        security.decode_access_token(token, secret=jwt_key(settings), algorithm=settings.jwt_algorithm)
-        return True
+        claims = security.decode_access_token(token, secret=jwt_key(settings), algorithm=settings.jwt_algorithm)
     except security.TokenError:
-        return False
+        return None
+    family = claims.get("fam")
+    return family if isinstance(family, str) and family else f"user:{claims['sub']}"

@@ -13,6 +13,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from backend.core.clock import utcnow
+from backend.db.auth_cache import CACHE
 from backend.db.client import Db
 
 
@@ -65,6 +66,7 @@ async def family_active(*, db: Db, family_id: str) -> bool:
 
 async def revoke_family(*, db: Db, family_id: str) -> int:
     result = await db.refresh_tokens.update_many({"family_id": family_id}, {"$set": {"revoked": True}})
+    CACHE.forget_family(family_id)  # after the write: this process's cached sign-ins see it
     return result.modified_count
 
 
@@ -73,6 +75,7 @@ async def revoke_user_tokens(*, db: Db, user_id: ObjectId, keep_family: str | No
     if keep_family is not None:
         query["family_id"] = {"$ne": keep_family}
     result = await db.refresh_tokens.update_many(query, {"$set": {"revoked": True}})
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
     return result.modified_count
 
 

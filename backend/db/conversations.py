@@ -93,19 +93,16 @@ async def release(*, db: Db, conversation_id: ObjectId, message_id: ObjectId) ->
     )
 
 
-async def set_title(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, title: str) -> None:
-    await db.conversations.update_one(
-        {"_id": conversation_id, "user_id": user_id}, {"$set": {"title": title, "updated_at": utcnow()}}
-    )
-
-
 async def touch_conversation(
-    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, added_messages: int = 0
+    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, added_messages: int = 0, title: str | None = None
 ) -> None:
-    """Move a conversation to the top of the list (new message) and count its messages."""
+    """Move a conversation to the top of the list (new message) and count its messages; with
+    `title`, rename it in the same write (a new conversation titled from its first message)."""
+    changes: dict[str, Any] = {"updated_at": utcnow()}
+    if title is not None:
+        changes["title"] = title
     await db.conversations.update_one(
-        {"_id": conversation_id, "user_id": user_id},
-        {"$set": {"updated_at": utcnow()}, "$inc": {"message_count": added_messages}},
+        {"_id": conversation_id, "user_id": user_id}, {"$set": changes, "$inc": {"message_count": added_messages}},
     )
 
 

@@ -174,9 +174,20 @@ async def is_latest(*, db: Db, user_id: ObjectId, message: MessageDoc) -> bool:
     return bool(newest) and newest[0]["_id"] == message["_id"]
 
 
-async def count_recent_user_messages(*, db: Db, user_id: ObjectId, since: dt.datetime) -> int:
-    """Index `user_role_created`: bounded by the window, not by the user's history."""
-    return await db.messages.count_documents({"user_id": user_id, "role": "user", "created_at": {"$gt": since}})
+async def count_recent_user_messages(
+    *, db: Db, user_id: ObjectId, since: dt.datetime, exclude: ObjectId | None = None,
+) -> int:
+    """Index `user_role_created`: bounded by the window, not by the user's history. `exclude`: a
+    message being stored at the same moment, which must not count against itself."""
+    query: dict[str, Any] = {"user_id": user_id, "role": "user", "created_at": {"$gt": since}}
+    if exclude is not None:
+        query["_id"] = {"$ne": exclude}
+    return await db.messages.count_documents(query)
+
+
+async def delete_messages(*, db: Db, user_id: ObjectId, message_ids: list[ObjectId]) -> None:
+    """Take back a pair stored for an answer that was then refused (rate limit, unknown image)."""
+    await db.messages.delete_many({"_id": {"$in": message_ids}, "user_id": user_id})
 
 
 async def count_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> int:

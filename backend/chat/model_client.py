@@ -1,23 +1,25 @@
 """The backend's one door to the model: a TGI server (model_server or stock TGI) over HTTP.
 
-Streaming goes through the `text-generation` AsyncClient; /info and /tokenize, which that client
-does not cover, through httpx. Every upstream failure becomes a :class:`AppError` with a stable
-code, so the chat layer never sees aiohttp or TGI exception types.
+Everything goes through one pooled httpx client per process (keep-alive connections reused by the
+next answer, not a new session per stream): the stream is TGI's server-sent events, parsed into the
+`text-generation` package's own request and response types (its validation and error classes
+kept). Every upstream failure becomes a :class:`AppError` with a stable code, so the chat layer
+never sees httpx or TGI exception types.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import httpx
-from text_generation import AsyncClient  # type: ignore[import-untyped]
+from pydantic import ValidationError
 from text_generation import errors as tgi_errors  # type: ignore[import-untyped]
-from text_generation.types import StreamResponse  # type: ignore[import-untyped]
+from text_generation.types import Parameters, Request, StreamResponse  # type: ignore[import-untyped]
 
 from backend.core.errors import AppError
 
@@ -59,6 +61,8 @@ class ModelInfo:
         )
 
 
+MAX_CONNECTIONS = 1024  # concurrent streams to the model server per process (one connection each)
+
 # CLIP ViT-L/14 at 224 px gives 256 patch embeddings: the cost of an image when /info is silent.
 DEFAULT_IMAGE_PREFIX_TOKENS = 256
 
@@ -81,8 +85,8 @@ def map_model_error(exc: BaseException) -> AppError:
         return AppError("model_rejected", detail)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, tgi_errors.ShardTimeoutError, httpx.TimeoutException)):
         return AppError("model_timeout", detail)
-    # A stream cut mid-way (ClientPayloadError) means the model server went away, as a refused connection does.
-    unreachable = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, httpx.TransportError, OSError)
+    # A stream cut mid-way (RemoteProtocolError) means the model server went away, as a refused connection does.
+    unreachable = (httpx.TransportError, OSError)
     if isinstance(exc, _NOT_READY + unreachable):
         return AppError("model_unavailable", detail)
     return AppError("model_error", detail)
@@ -117,11 +121,15 @@ class ModelClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.stall_timeout_s = stall_timeout_s
-        self._tgi = AsyncClient(self.base_url)
+        # Each running answer holds one connection for its whole stream (HTTP/1.1); finished ones go
+        # back to the pool for the next. The pool wait is bounded like a connect.
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS,
+                              keepalive_expiry=30.0)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(min(timeout_s, 30.0)),
+                                       limits=limits)
         # A long answer may stream for minutes: bound the connect and each read, not the whole stream.
-        self._tgi.timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0),
-                                                  sock_read=stall_timeout_s)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(min(timeout_s, 30.0)))
+        self._stream_timeout = httpx.Timeout(connect=min(timeout_s, 10.0), read=stall_timeout_s, write=30.0,
+                                             pool=min(timeout_s, 30.0))
         self._info: ModelInfo | None = None
 
     async def aclose(self) -> None:
@@ -162,7 +170,7 @@ class ModelClient:
         from the server do not count as progress, only tokens do.
         """
         loop = asyncio.get_running_loop()
-        upstream = self._tgi.generate_stream(prompt, **params.client_kwargs())
+        upstream = self._items(prompt, params)
         try:
             async with asyncio.timeout(self.stall_timeout_s) as deadline:
                 async for item in upstream:
@@ -175,6 +183,26 @@ class ModelClient:
             raise map_model_error(exc) from exc
         finally:
             await _close_quietly(upstream)
+
+    async def _items(self, prompt: str, params: GenerationParams) -> AsyncGenerator[StreamResponse, None]:
+        """TGI's `POST /` with `"stream": true`, as the `text-generation` client sends it: one
+        `data:` line per token; a `data:` line that is not a token is TGI's error payload."""
+        kwargs = params.client_kwargs()
+        parameters = Parameters(details=True, stop=kwargs.pop("stop_sequences"), **kwargs)  # validated as the client does
+        body = Request(inputs=prompt, stream=True, parameters=parameters).model_dump()
+        async with self._http.stream("POST", "/", json=body, timeout=self._stream_timeout) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise _status_error(response)
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank separators and keep-alive comments
+                payload = json.loads(line[5:])
+                try:
+                    item = StreamResponse(**payload)
+                except ValidationError:
+                    raise tgi_errors.parse_error(response.status_code, payload) from None
+                yield item
 
     async def _get_json(self, path: str) -> dict[str, Any]:
         try:

@@ -16,6 +16,7 @@ from bson import ObjectId
 from backend.core.clock import utcnow
 from backend.db.client import Db
 from backend.db.models import Alternative, MessageDoc, MessageRole, MessageStatus
+from backend.db.search_keys import keys as search_keys
 
 _OLDEST_FIRST = [("created_at", 1), ("_id", 1)]
 _NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
@@ -26,10 +27,12 @@ def new_message(
     status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (), message_id: ObjectId | None = None,
 ) -> MessageDoc:
     now = utcnow()
-    return MessageDoc(
+    doc = MessageDoc(
         _id=message_id or ObjectId(), conversation_id=conversation_id, user_id=user_id, role=role,
         content=content, status=status, image_ids=list(image_ids), created_at=now, updated_at=now,
     )
+    doc["search_keys"] = search_keys(content)
+    return doc
 
 
 def new_job(doc: MessageDoc, *, worker_id: str, lease_s: float, parameters: dict[str, Any], attempt: int) -> None:
@@ -73,6 +76,8 @@ async def get_job(*, db: Db, message_id: ObjectId) -> MessageDoc | None:
 async def set_fields(*, db: Db, user_id: ObjectId, message_id: ObjectId, changes: dict[str, Any]) -> bool:
     protected = {"_id", "conversation_id", "user_id", "created_at"}
     fields = {k: v for k, v in changes.items() if k not in protected}
+    if "content" in fields:
+        fields["search_keys"] = search_keys(fields["content"])
     result = await db.messages.update_one(
         {"_id": message_id, "user_id": user_id}, {"$set": {**fields, "updated_at": utcnow()}}
     )
@@ -85,7 +90,7 @@ async def restart_job(
 ) -> MessageDoc | None:
     """Regenerate: the finished answer becomes an alternative and the message a new job (None if it
     changed meanwhile, e.g. another worker regenerated it first)."""
-    job: dict[str, Any] = {"content": ""}
+    job: dict[str, Any] = {"content": "", "search_keys": []}
     new_job(cast(MessageDoc, job), worker_id=worker_id, lease_s=lease_s, parameters=parameters,
             attempt=attempt_of(message) + 1)
     job.update(prompt_tokens=None, time_to_first_token_ms=None, duration_ms=None, updated_at=utcnow())
@@ -112,7 +117,10 @@ async def save_progress(
 
 
 async def finish_job(*, db: Db, message_id: ObjectId, worker_id: str, changes: dict[str, Any]) -> bool:
-    """The owner's final write: the status leaves `streaming`, the lease is dropped."""
+    """The owner's final write: the status leaves `streaming`, the lease is dropped, the final text
+    is indexed for search (the periodic saves do not index: a running answer is found once it ends)."""
+    if "content" in changes:
+        changes = {**changes, "search_keys": search_keys(changes["content"])}
     result = await db.messages.update_one(
         {"_id": message_id, "worker_id": worker_id, "status": "streaming"},
         {"$set": {**changes, "worker_id": None, "lease_until": None, "updated_at": utcnow()}},
@@ -175,14 +183,13 @@ async def is_latest(*, db: Db, user_id: ObjectId, message: MessageDoc) -> bool:
 
 
 async def count_recent_user_messages(
-    *, db: Db, user_id: ObjectId, since: dt.datetime, exclude: ObjectId | None = None,
+    *, db: Db, user_id: ObjectId, since: dt.datetime, until: dt.datetime | None = None,
 ) -> int:
-    """Index `user_role_created`: bounded by the window, not by the user's history. `exclude`: a
-    message being stored at the same moment, which must not count against itself."""
-    query: dict[str, Any] = {"user_id": user_id, "role": "user", "created_at": {"$gt": since}}
-    if exclude is not None:
-        query["_id"] = {"$ne": exclude}
-    return await db.messages.count_documents(query)
+    """Index `user_role_created`: bounded by the window, not by the user's history. `until`: the
+    time of a message being stored at the same moment, which must not count against itself (a
+    range, not `_id: {$ne}`: the embedded database uses an index only for the fields it holds)."""
+    window: dict[str, Any] = {"$gt": since} if until is None else {"$gt": since, "$lt": until}
+    return await db.messages.count_documents({"user_id": user_id, "role": "user", "created_at": window})
 
 
 async def delete_messages(*, db: Db, user_id: ObjectId, message_ids: list[ObjectId]) -> None:

@@ -191,7 +191,7 @@ async def send_message(
     new_ids = (user_message["_id"], assistant["_id"])
     results = await asyncio.gather(
         messages_repo.insert_messages(db=db, docs=[user_message, assistant]),
-        _check_rate(db, user_id, settings, exclude=user_message["_id"]),
+        _check_rate(db, user_id, settings, until=user_message["created_at"]),
         images_service.owned_images(db=db, user_id=user_id, image_ids=ids),
         messages_repo.latest_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
                                       limit=HISTORY_LIMIT + len(new_ids)),
@@ -323,9 +323,9 @@ async def give_feedback(
 
 
 # -- helpers ---------------------------------------------------------------------------------
-async def _check_rate(db: Db, user_id: ObjectId, settings: Settings, exclude: ObjectId | None = None) -> None:
+async def _check_rate(db: Db, user_id: ObjectId, settings: Settings, until: dt.datetime | None = None) -> None:
     since = utcnow() - dt.timedelta(minutes=1)
-    recent = await messages_repo.count_recent_user_messages(db=db, user_id=user_id, since=since, exclude=exclude)
+    recent = await messages_repo.count_recent_user_messages(db=db, user_id=user_id, since=since, until=until)
     if recent >= settings.chat_rate_limit:
         raise AppError("chat_rate_limited")
 

@@ -138,14 +138,17 @@ async def request_stop(*, db: Db, user_id: ObjectId, message_id: ObjectId) -> bo
 async def settle_if_expired(*, db: Db, message_id: ObjectId, now: dt.datetime | None = None) -> bool:
     """A job whose owner stopped renewing its lease (the worker died) ends as `interrupted`, its
     text kept. Atomic: of several workers that see it at once, one settles it."""
-    # No lease at all: stored by a release before leases, so no worker can still own it.
-    result = await db.messages.update_one(
-        {"_id": message_id, "status": "streaming",
-         "$or": [{"lease_until": {"$lt": now or utcnow()}}, {"lease_until": None}]},
-        {"$set": {"status": "interrupted", "error": "interrupted", "worker_id": None, "lease_until": None,
-                  "updated_at": utcnow()}},
-    )
-    return result.modified_count == 1
+    # No lease at all: stored by a release before leases, so no worker can still own it. Two
+    # writes rather than one `$or`, which the embedded database runs as a collection scan.
+    for lease in ({"$lt": now or utcnow()}, None):
+        result = await db.messages.update_one(
+            {"_id": message_id, "status": "streaming", "lease_until": lease},
+            {"$set": {"status": "interrupted", "error": "interrupted", "worker_id": None, "lease_until": None,
+                      "updated_at": utcnow()}},
+        )
+        if result.modified_count == 1:
+            return True
+    return False
 
 
 async def expired_jobs(*, db: Db, limit: int = 100) -> list[MessageDoc]:

@@ -58,10 +58,12 @@ async def set_replaced_by(*, db: Db, token_id: ObjectId, successor_id: ObjectId)
 
 
 async def family_active(*, db: Db, family_id: str) -> bool:
-    """A sign-in is live while any of its tokens is unrevoked (used ones included: the latest is)."""
-    return (
-        await db.refresh_tokens.find_one({"family_id": family_id, "revoked": False}, {"_id": 1}) is not None
-    )
+    """A sign-in is live while any of its tokens is unrevoked (used ones included: the latest is).
+
+    Filtered on `family_id` alone (index `family`; a family holds one token per rotation) and
+    checked here: the embedded database plans an index only when it holds every filtered field."""
+    tokens = db.refresh_tokens.find({"family_id": family_id}, {"revoked": 1})
+    return any([not doc.get("revoked") async for doc in tokens])
 
 
 async def revoke_family(*, db: Db, family_id: str) -> int:

@@ -79,13 +79,16 @@ async def _search(
 
 async def _conversations_containing(db: Db, user_id: ObjectId, needle: str, lookups: list[str]) -> set[ObjectId]:
     def hits(key: str) -> Any:  # newest first within a key: the index ends in _id descending
-        return db.messages.find({"user_id": user_id, "search_keys": key}, {"_id": 1}).limit(
+        return db.messages.find({"user_id": user_id, "search_keys": key}, {"conversation_id": 1}).limit(
             SEARCH_MESSAGE_HITS).to_list(length=SEARCH_MESSAGE_HITS)
 
     titles_cursor = db.conversations.find({"user_id": user_id, "title_keys": lookups[0]}, {"title": 1})
     *per_key, titles = await asyncio.gather(*(hits(k) for k in lookups), titles_cursor.to_list(length=None))
-    candidates = set.intersection(*({d["_id"] for d in docs} for docs in per_key))
     found = {d["_id"] for d in titles if needle in normalise(d["title"])}
+    if len(needle) <= 2:  # the key is the query itself: every hit contains it, no text to check
+        found.update(d["conversation_id"] for d in per_key[0])
+        return found
+    candidates = set.intersection(*({d["_id"] for d in docs} for docs in per_key))
     if candidates:
         messages = db.messages.find({"_id": {"$in": list(candidates)}}, {"conversation_id": 1, "content": 1,
                                                                          "user_id": 1})

@@ -16,6 +16,7 @@ from backend.db.search_keys import keys as search_keys
 from backend.db.search_keys import lookup_keys, normalise
 
 _NEWEST_FIRST = [("updated_at", -1), ("_id", -1)]
+_NO_KEYS = {"title_keys": 0}  # the search index's keys stay in the database: never read back
 # A search reads at most this many of the user's newest matching messages to find their conversations.
 SEARCH_MESSAGE_HITS = 2000
 
@@ -36,7 +37,8 @@ async def create_conversation(
 
 
 async def get_conversation(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> ConversationDoc | None:
-    return cast(ConversationDoc | None, await db.conversations.find_one({"_id": conversation_id, "user_id": user_id}))
+    return cast(ConversationDoc | None, await db.conversations.find_one({"_id": conversation_id, "user_id": user_id},
+                                                                            _NO_KEYS))
 
 
 async def list_conversations(
@@ -55,7 +57,7 @@ async def list_conversations(
         at, last_id = before
         clauses.append({"$or": [{"updated_at": {"$lt": at}}, {"updated_at": at, "_id": {"$lt": last_id}}]})
     query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-    docs = await db.conversations.find(query).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
+    docs = await db.conversations.find(query, _NO_KEYS).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
     return cast(list[ConversationDoc], docs)
 
 
@@ -70,7 +72,7 @@ async def _search(
     if not lookups:
         return []
     ids = await _conversations_containing(db, user_id, needle, lookups)
-    docs = await db.conversations.find({"_id": {"$in": list(ids)}}).to_list(length=None)
+    docs = await db.conversations.find({"_id": {"$in": list(ids)}}, _NO_KEYS).to_list(length=None)
     docs = [d for d in docs if d["user_id"] == user_id
             and (before is None or (as_utc(d["updated_at"]), d["_id"]) < (as_utc(before[0]), before[1]))]
     docs.sort(key=lambda d: (as_utc(d["updated_at"]), d["_id"]), reverse=True)

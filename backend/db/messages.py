@@ -20,6 +20,7 @@ from backend.db.search_keys import keys as search_keys
 
 _OLDEST_FIRST = [("created_at", 1), ("_id", 1)]
 _NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
+_NO_KEYS = {"search_keys": 0}  # the search index's keys stay in the database: never read back
 
 
 def new_message(
@@ -65,12 +66,12 @@ async def create_message(
 
 
 async def get_message(*, db: Db, user_id: ObjectId, message_id: ObjectId) -> MessageDoc | None:
-    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id, "user_id": user_id}))
+    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id, "user_id": user_id}, _NO_KEYS))
 
 
 async def get_job(*, db: Db, message_id: ObjectId) -> MessageDoc | None:
     """A message by id alone: for the worker that follows a job it has already checked the owner of."""
-    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id}))
+    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id}, _NO_KEYS))
 
 
 async def set_fields(*, db: Db, user_id: ObjectId, message_id: ObjectId, changes: dict[str, Any]) -> bool:
@@ -169,13 +170,13 @@ async def list_messages(
     if after is not None:
         at, last_id = after
         query["$or"] = [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": last_id}}]
-    docs = await db.messages.find(query).sort(_OLDEST_FIRST).limit(limit).to_list(length=limit)
+    docs = await db.messages.find(query, _NO_KEYS).sort(_OLDEST_FIRST).limit(limit).to_list(length=limit)
     return cast(list[MessageDoc], docs)
 
 
 async def latest_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, limit: int) -> list[MessageDoc]:
     """The newest `limit` messages, returned oldest first (a prompt's history, a page's tail)."""
-    docs = await db.messages.find({"conversation_id": conversation_id, "user_id": user_id}).sort(
+    docs = await db.messages.find({"conversation_id": conversation_id, "user_id": user_id}, _NO_KEYS).sort(
         _NEWEST_FIRST).limit(limit).to_list(length=limit)
     return cast(list[MessageDoc], docs[::-1])
 

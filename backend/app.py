@@ -65,7 +65,7 @@ async def _finish_deletions(db: Db) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     assert settings.mongodb_uri is not None
-    client = open_client(settings.mongodb_uri.get_secret_value())
+    client = open_client(settings.mongodb_uri.get_secret_value(), retry_writes=settings.mongodb_retry_writes)
     try:
         app.state.db = client[settings.mongodb_db]
         await _migrate(app.state.db)

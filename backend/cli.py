@@ -77,7 +77,8 @@ def database(settings: Settings) -> Iterator[Settings]:
         print(f"kovr: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     try:
-        yield settings.model_copy(update={"mongodb_uri": SecretStr(server.uri)})
+        # Retryable writes off: the embedded server keeps and scans a record of each one (issue 38).
+        yield settings.model_copy(update={"mongodb_uri": SecretStr(server.uri), "mongodb_retry_writes": False})
     finally:
         server.stop()
 

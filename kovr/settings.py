@@ -58,12 +58,18 @@ class Settings(BaseSettings):
     # Unset: `kovr serve` starts the embedded SecantusDB under data_dir/db on 127.0.0.1.
     mongodb_uri: SecretStr | None = None
     mongodb_db: str = Field(default="kovr", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # pymongo's retryable writes (MongoDB's default). `kovr serve` turns them off for its embedded
+    # SecantusDB, which keeps and scans every retryable write's record for 30 minutes (issue 38).
+    mongodb_retry_writes: bool = True
 
     # --- auth --------------------------------------------------------------------------------
     # Unset in development: generated once and persisted under data_dir/secrets.
     jwt_secret: SecretStr | None = None
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # How long a worker trusts a credential it checked (backend/services/auth_cache.py): changes made
+    # by another worker or directly in the database are seen within this many seconds; 0: always look up.
+    auth_cache_s: float = Field(default=2.0, ge=0, le=60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     # Sign-in limits (backend/services/ratelimit.py, docs/security.md): per account and address,
     # per account from all addresses (a much higher ceiling), per address over all accounts.

@@ -7,6 +7,7 @@ from typing import Any
 from bson import ObjectId
 
 from backend.core.clock import utcnow
+from backend.db.auth_cache import CACHE
 from backend.db.client import Db
 
 
@@ -46,6 +47,7 @@ async def revoke_api_token(*, db: Db, user_id: ObjectId, token_id: ObjectId) -> 
         {"_id": token_id, "user_id": user_id, "revoked": False},
         {"$set": {"revoked": True, "revoked_at": utcnow()}},
     )
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
     return result.modified_count == 1
 
 

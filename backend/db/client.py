@@ -10,9 +10,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 Db = AsyncDatabase[dict[str, Any]]
 
 
-def open_client(uri: str, *, timeout_ms: int = 5000) -> AsyncMongoClient[dict[str, Any]]:
+def open_client(uri: str, *, timeout_ms: int = 5000, retry_writes: bool = True) -> AsyncMongoClient[dict[str, Any]]:
     # tz_aware: stored datetimes come back as aware UTC values, comparable with utcnow().
-    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, appname="kovr")
+    return AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, appname="kovr",
+                            retryWrites=retry_writes)
 
 
 async def ping(db: Db) -> bool:

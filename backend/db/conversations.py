@@ -2,40 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import re
 from typing import Any, cast
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 
-from backend.core.clock import utcnow
+from backend.core.clock import as_utc, utcnow
 from backend.db.client import Db
 from backend.db.models import ConversationDoc
+from backend.db.search_keys import keys as search_keys
+from backend.db.search_keys import lookup_keys, normalise
 
 _NEWEST_FIRST = [("updated_at", -1), ("_id", -1)]
+_NO_KEYS = {"title_keys": 0}  # the search index's keys stay in the database: never read back
 # A search reads at most this many of the user's newest matching messages to find their conversations.
 SEARCH_MESSAGE_HITS = 2000
+
+
+def new_conversation(*, user_id: ObjectId, title: str, model: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stored shape of a new conversation (`title_keys`: the search index of its title)."""
+    now = utcnow()
+    return {"_id": ObjectId(), "user_id": user_id, "title": title, "title_keys": search_keys(title),
+            "created_at": now, "updated_at": now, "model": model, "message_count": 0}
 
 
 async def create_conversation(
     *, db: Db, user_id: ObjectId, title: str, model: dict[str, Any] | None = None
 ) -> ConversationDoc:
-    now = utcnow()
-    doc: dict[str, Any] = {
-        "user_id": user_id,
-        "title": title,
-        "created_at": now,
-        "updated_at": now,
-        "model": model,
-        "message_count": 0,
-    }
-    doc["_id"] = (await db.conversations.insert_one(doc)).inserted_id
+    doc = new_conversation(user_id=user_id, title=title, model=model)
+    await db.conversations.insert_one(doc)
     return cast(ConversationDoc, doc)
 
 
 async def get_conversation(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> ConversationDoc | None:
-    return cast(ConversationDoc | None, await db.conversations.find_one({"_id": conversation_id, "user_id": user_id}))
+    return cast(ConversationDoc | None, await db.conversations.find_one({"_id": conversation_id, "user_id": user_id},
+                                                                            _NO_KEYS))
 
 
 async def list_conversations(
@@ -47,23 +50,53 @@ async def list_conversations(
     With `containing`, only conversations whose title or one of whose messages contains that text
     (ignoring case; matched literally, never as a pattern).
     """
+    if containing:
+        return await _search(db, user_id, containing, limit=limit, before=before)
     clauses: list[dict[str, Any]] = [{"user_id": user_id}]
     if before is not None:
         at, last_id = before
         clauses.append({"$or": [{"updated_at": {"$lt": at}}, {"updated_at": at, "_id": {"$lt": last_id}}]})
-    if containing:
-        clauses.append(await _containing(db, user_id, containing))
     query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-    docs = await db.conversations.find(query).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
+    docs = await db.conversations.find(query, _NO_KEYS).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
     return cast(list[ConversationDoc], docs)
 
 
-async def _containing(db: Db, user_id: ObjectId, text: str) -> dict[str, Any]:
-    pattern = {"$regex": re.escape(text), "$options": "i"}
-    hits = db.messages.find({"user_id": user_id, "content": pattern}, {"conversation_id": 1})
-    hits = hits.sort("_id", -1).limit(SEARCH_MESSAGE_HITS)
-    ids = list({doc["conversation_id"] async for doc in hits})
-    return {"$or": [{"title": pattern}, {"_id": {"$in": ids}}]}
+async def _search(
+    db: Db, user_id: ObjectId, text: str, *, limit: int, before: tuple[dt.datetime, ObjectId] | None,
+) -> list[ConversationDoc]:
+    """Search by the bigram index (backend/db/search_keys.py): candidates by key equality (indexes
+    `user_search_keys`, `user_title_keys`), then the exact substring check. Every query is an
+    index lookup or an `_id` lookup; the page is cut here (the candidates are few and bounded)."""
+    needle = normalise(text)
+    lookups = lookup_keys(needle)
+    if not lookups:
+        return []
+    ids = await _conversations_containing(db, user_id, needle, lookups)
+    docs = await db.conversations.find({"_id": {"$in": list(ids)}}, _NO_KEYS).to_list(length=None)
+    docs = [d for d in docs if d["user_id"] == user_id
+            and (before is None or (as_utc(d["updated_at"]), d["_id"]) < (as_utc(before[0]), before[1]))]
+    docs.sort(key=lambda d: (as_utc(d["updated_at"]), d["_id"]), reverse=True)
+    return cast(list[ConversationDoc], docs[:limit])
+
+
+async def _conversations_containing(db: Db, user_id: ObjectId, needle: str, lookups: list[str]) -> set[ObjectId]:
+    def hits(key: str) -> Any:  # newest first within a key: the index ends in _id descending
+        return db.messages.find({"user_id": user_id, "search_keys": key}, {"conversation_id": 1}).limit(
+            SEARCH_MESSAGE_HITS).to_list(length=SEARCH_MESSAGE_HITS)
+
+    titles_cursor = db.conversations.find({"user_id": user_id, "title_keys": lookups[0]}, {"title": 1})
+    *per_key, titles = await asyncio.gather(*(hits(k) for k in lookups), titles_cursor.to_list(length=None))
+    found = {d["_id"] for d in titles if needle in normalise(d["title"])}
+    if len(needle) <= 2:  # the key is the query itself: every hit contains it, no text to check
+        found.update(d["conversation_id"] for d in per_key[0])
+        return found
+    candidates = set.intersection(*({d["_id"] for d in docs} for docs in per_key))
+    if candidates:
+        messages = db.messages.find({"_id": {"$in": list(candidates)}}, {"conversation_id": 1, "content": 1,
+                                                                         "user_id": 1})
+        found.update([m["conversation_id"] async for m in messages
+                      if m["user_id"] == user_id and needle in normalise(m["content"])])
+    return found
 
 
 async def update_conversation(
@@ -71,6 +104,8 @@ async def update_conversation(
 ) -> ConversationDoc | None:
     """Rename (the page and the API need the updated document back)."""
     allowed = {k: v for k, v in changes.items() if k in {"title", "model"}}
+    if "title" in allowed:
+        allowed["title_keys"] = search_keys(allowed["title"])
     return await db.conversations.find_one_and_update(  # type: ignore[return-value]  # TypedDict of the stored dict
         {"_id": conversation_id, "user_id": user_id},
         {"$set": {**allowed, "updated_at": utcnow()}},
@@ -93,19 +128,16 @@ async def release(*, db: Db, conversation_id: ObjectId, message_id: ObjectId) ->
     )
 
 
-async def set_title(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, title: str) -> None:
-    await db.conversations.update_one(
-        {"_id": conversation_id, "user_id": user_id}, {"$set": {"title": title, "updated_at": utcnow()}}
-    )
-
-
 async def touch_conversation(
-    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, added_messages: int = 0
+    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, added_messages: int = 0, title: str | None = None
 ) -> None:
-    """Move a conversation to the top of the list (new message) and count its messages."""
+    """Move a conversation to the top of the list (new message) and count its messages; with
+    `title`, rename it in the same write (a new conversation titled from its first message)."""
+    changes: dict[str, Any] = {"updated_at": utcnow()}
+    if title is not None:
+        changes.update(title=title, title_keys=search_keys(title))
     await db.conversations.update_one(
-        {"_id": conversation_id, "user_id": user_id},
-        {"$set": {"updated_at": utcnow()}, "$inc": {"message_count": added_messages}},
+        {"_id": conversation_id, "user_id": user_id}, {"$set": changes, "$inc": {"message_count": added_messages}},
     )
 
 

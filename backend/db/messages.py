@@ -16,9 +16,11 @@ from bson import ObjectId
 from backend.core.clock import utcnow
 from backend.db.client import Db
 from backend.db.models import Alternative, MessageDoc, MessageRole, MessageStatus
+from backend.db.search_keys import keys as search_keys
 
 _OLDEST_FIRST = [("created_at", 1), ("_id", 1)]
 _NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
+_NO_KEYS = {"search_keys": 0}  # the search index's keys stay in the database: never read back
 
 
 def new_message(
@@ -26,10 +28,12 @@ def new_message(
     status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (), message_id: ObjectId | None = None,
 ) -> MessageDoc:
     now = utcnow()
-    return MessageDoc(
+    doc = MessageDoc(
         _id=message_id or ObjectId(), conversation_id=conversation_id, user_id=user_id, role=role,
         content=content, status=status, image_ids=list(image_ids), created_at=now, updated_at=now,
     )
+    doc["search_keys"] = search_keys(content)
+    return doc
 
 
 def new_job(doc: MessageDoc, *, worker_id: str, lease_s: float, parameters: dict[str, Any], attempt: int) -> None:
@@ -62,17 +66,19 @@ async def create_message(
 
 
 async def get_message(*, db: Db, user_id: ObjectId, message_id: ObjectId) -> MessageDoc | None:
-    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id, "user_id": user_id}))
+    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id, "user_id": user_id}, _NO_KEYS))
 
 
 async def get_job(*, db: Db, message_id: ObjectId) -> MessageDoc | None:
     """A message by id alone: for the worker that follows a job it has already checked the owner of."""
-    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id}))
+    return cast(MessageDoc | None, await db.messages.find_one({"_id": message_id}, _NO_KEYS))
 
 
 async def set_fields(*, db: Db, user_id: ObjectId, message_id: ObjectId, changes: dict[str, Any]) -> bool:
     protected = {"_id", "conversation_id", "user_id", "created_at"}
     fields = {k: v for k, v in changes.items() if k not in protected}
+    if "content" in fields:
+        fields["search_keys"] = search_keys(fields["content"])
     result = await db.messages.update_one(
         {"_id": message_id, "user_id": user_id}, {"$set": {**fields, "updated_at": utcnow()}}
     )
@@ -85,7 +91,7 @@ async def restart_job(
 ) -> MessageDoc | None:
     """Regenerate: the finished answer becomes an alternative and the message a new job (None if it
     changed meanwhile, e.g. another worker regenerated it first)."""
-    job: dict[str, Any] = {"content": ""}
+    job: dict[str, Any] = {"content": "", "search_keys": []}
     new_job(cast(MessageDoc, job), worker_id=worker_id, lease_s=lease_s, parameters=parameters,
             attempt=attempt_of(message) + 1)
     job.update(prompt_tokens=None, time_to_first_token_ms=None, duration_ms=None, updated_at=utcnow())
@@ -112,7 +118,10 @@ async def save_progress(
 
 
 async def finish_job(*, db: Db, message_id: ObjectId, worker_id: str, changes: dict[str, Any]) -> bool:
-    """The owner's final write: the status leaves `streaming`, the lease is dropped."""
+    """The owner's final write: the status leaves `streaming`, the lease is dropped, the final text
+    is indexed for search (the periodic saves do not index: a running answer is found once it ends)."""
+    if "content" in changes:
+        changes = {**changes, "search_keys": search_keys(changes["content"])}
     result = await db.messages.update_one(
         {"_id": message_id, "worker_id": worker_id, "status": "streaming"},
         {"$set": {**changes, "worker_id": None, "lease_until": None, "updated_at": utcnow()}},
@@ -130,14 +139,17 @@ async def request_stop(*, db: Db, user_id: ObjectId, message_id: ObjectId) -> bo
 async def settle_if_expired(*, db: Db, message_id: ObjectId, now: dt.datetime | None = None) -> bool:
     """A job whose owner stopped renewing its lease (the worker died) ends as `interrupted`, its
     text kept. Atomic: of several workers that see it at once, one settles it."""
-    # No lease at all: stored by a release before leases, so no worker can still own it.
-    result = await db.messages.update_one(
-        {"_id": message_id, "status": "streaming",
-         "$or": [{"lease_until": {"$lt": now or utcnow()}}, {"lease_until": None}]},
-        {"$set": {"status": "interrupted", "error": "interrupted", "worker_id": None, "lease_until": None,
-                  "updated_at": utcnow()}},
-    )
-    return result.modified_count == 1
+    # No lease at all: stored by a release before leases, so no worker can still own it. Two
+    # writes rather than one `$or`, which the embedded database runs as a collection scan.
+    for lease in ({"$lt": now or utcnow()}, None):
+        result = await db.messages.update_one(
+            {"_id": message_id, "status": "streaming", "lease_until": lease},
+            {"$set": {"status": "interrupted", "error": "interrupted", "worker_id": None, "lease_until": None,
+                      "updated_at": utcnow()}},
+        )
+        if result.modified_count == 1:
+            return True
+    return False
 
 
 async def expired_jobs(*, db: Db, limit: int = 100) -> list[MessageDoc]:
@@ -158,13 +170,13 @@ async def list_messages(
     if after is not None:
         at, last_id = after
         query["$or"] = [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": last_id}}]
-    docs = await db.messages.find(query).sort(_OLDEST_FIRST).limit(limit).to_list(length=limit)
+    docs = await db.messages.find(query, _NO_KEYS).sort(_OLDEST_FIRST).limit(limit).to_list(length=limit)
     return cast(list[MessageDoc], docs)
 
 
 async def latest_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, limit: int) -> list[MessageDoc]:
     """The newest `limit` messages, returned oldest first (a prompt's history, a page's tail)."""
-    docs = await db.messages.find({"conversation_id": conversation_id, "user_id": user_id}).sort(
+    docs = await db.messages.find({"conversation_id": conversation_id, "user_id": user_id}, _NO_KEYS).sort(
         _NEWEST_FIRST).limit(limit).to_list(length=limit)
     return cast(list[MessageDoc], docs[::-1])
 
@@ -174,9 +186,19 @@ async def is_latest(*, db: Db, user_id: ObjectId, message: MessageDoc) -> bool:
     return bool(newest) and newest[0]["_id"] == message["_id"]
 
 
-async def count_recent_user_messages(*, db: Db, user_id: ObjectId, since: dt.datetime) -> int:
-    """Index `user_role_created`: bounded by the window, not by the user's history."""
-    return await db.messages.count_documents({"user_id": user_id, "role": "user", "created_at": {"$gt": since}})
+async def count_recent_user_messages(
+    *, db: Db, user_id: ObjectId, since: dt.datetime, until: dt.datetime | None = None,
+) -> int:
+    """Index `user_role_created`: bounded by the window, not by the user's history. `until`: the
+    time of a message being stored at the same moment, which must not count against itself (a
+    range, not `_id: {$ne}`: the embedded database uses an index only for the fields it holds)."""
+    window: dict[str, Any] = {"$gt": since} if until is None else {"$gt": since, "$lt": until}
+    return await db.messages.count_documents({"user_id": user_id, "role": "user", "created_at": window})
+
+
+async def delete_messages(*, db: Db, user_id: ObjectId, message_ids: list[ObjectId]) -> None:
+    """Take back a pair stored for an answer that was then refused (rate limit, unknown image)."""
+    await db.messages.delete_many({"_id": {"$in": message_ids}, "user_id": user_id})
 
 
 async def count_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> int:

@@ -43,6 +43,7 @@ class ConversationDoc(TypedDict):
     message_count: int
     # The assistant message being generated in it, if any: one answer at a time, across workers.
     active_message_id: NotRequired[ObjectId | None]
+    title_keys: NotRequired[list[str]]  # search index of the title (backend/db/search_keys.py)
 
 
 class Alternative(TypedDict):
@@ -73,6 +74,7 @@ class MessageDoc(TypedDict):
     parameters: NotRequired[dict[str, Any]]
     worker_id: NotRequired[str | None]
     lease_until: NotRequired[dt.datetime | None]
+    search_keys: NotRequired[list[str]]  # search index of the content (backend/db/search_keys.py)
     stop_requested: NotRequired[bool]
     finish_reason: NotRequired[str | None]
     generated_tokens: NotRequired[int]

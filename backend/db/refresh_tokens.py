@@ -13,6 +13,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from backend.core.clock import utcnow
+from backend.db.auth_cache import CACHE
 from backend.db.client import Db
 
 
@@ -57,14 +58,17 @@ async def set_replaced_by(*, db: Db, token_id: ObjectId, successor_id: ObjectId)
 
 
 async def family_active(*, db: Db, family_id: str) -> bool:
-    """A sign-in is live while any of its tokens is unrevoked (used ones included: the latest is)."""
-    return (
-        await db.refresh_tokens.find_one({"family_id": family_id, "revoked": False}, {"_id": 1}) is not None
-    )
+    """A sign-in is live while any of its tokens is unrevoked (used ones included: the latest is).
+
+    Filtered on `family_id` alone (index `family`; a family holds one token per rotation) and
+    checked here: the embedded database plans an index only when it holds every filtered field."""
+    tokens = db.refresh_tokens.find({"family_id": family_id}, {"revoked": 1})
+    return any([not doc.get("revoked") async for doc in tokens])
 
 
 async def revoke_family(*, db: Db, family_id: str) -> int:
     result = await db.refresh_tokens.update_many({"family_id": family_id}, {"$set": {"revoked": True}})
+    CACHE.forget_family(family_id)  # after the write: this process's cached sign-ins see it
     return result.modified_count
 
 
@@ -73,6 +77,7 @@ async def revoke_user_tokens(*, db: Db, user_id: ObjectId, keep_family: str | No
     if keep_family is not None:
         query["family_id"] = {"$ne": keep_family}
     result = await db.refresh_tokens.update_many(query, {"$set": {"revoked": True}})
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
     return result.modified_count
 
 

@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from backend.core import text
 from backend.core.clock import utcnow
+from backend.db.auth_cache import CACHE
 from backend.db.client import Db
 
 Role = Literal["user", "admin"]
@@ -55,9 +56,11 @@ async def get_user_by_email(*, db: Db, email: str) -> dict[str, Any] | None:
 
 async def update_user(*, db: Db, user_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
     allowed = {k: v for k, v in changes.items() if k in {"display_name", "disabled", "role", "answer_style"}}
-    return await db.users.find_one_and_update(
+    result = await db.users.find_one_and_update(
         {"_id": user_id}, {"$set": {**allowed, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
     )
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
+    return result
 
 
 async def set_password_hash(*, db: Db, user_id: ObjectId, password_hash: str) -> None:
@@ -66,12 +69,14 @@ async def set_password_hash(*, db: Db, user_id: ObjectId, password_hash: str) ->
         {"_id": user_id},
         {"$set": {"password_hash": password_hash, "password_changed_at": now, "updated_at": now}},
     )
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
 
 
 async def mark_deleting(*, db: Db, user_id: ObjectId) -> None:
     """Disable the account and record that its erasure has begun (so a restart can finish it)."""
     now = utcnow()
     await db.users.update_one({"_id": user_id}, {"$set": {"disabled": True, "deleting_since": now, "updated_at": now}})
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
 
 
 async def users_being_deleted(*, db: Db, limit: int = 1000) -> list[dict[str, Any]]:
@@ -82,3 +87,4 @@ async def users_being_deleted(*, db: Db, limit: int = 1000) -> list[dict[str, An
 
 async def delete_user(*, db: Db, user_id: ObjectId) -> None:
     await db.users.delete_one({"_id": user_id})
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it

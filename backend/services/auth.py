@@ -24,6 +24,7 @@ from backend.core.clock import as_utc, utcnow
 from backend.core.errors import AppError
 from backend.core.secrets import jwt_key
 from backend.db import api_tokens, conversations, refresh_tokens, users
+from backend.db.auth_cache import CACHE
 from backend.db.client import Db
 from backend.db.ids import parse_id
 from backend.services import ratelimit
@@ -247,13 +248,24 @@ async def user_from_access_token(*, db: Db, settings: Settings, token: str) -> d
 async def session_from_access_token(
     *, db: Db, settings: Settings, token: str
 ) -> tuple[dict[str, Any], str | None]:
-    """The user of a valid access token, and the sign-in (refresh family) it belongs to."""
+    """The user of a valid access token, and the sign-in (refresh family) it belongs to.
+
+    Remembered for `auth_cache_s` (see backend/db/auth_cache.py for the staleness bound)."""
     try:
         claims = security.decode_access_token(
             token, secret=jwt_key(settings), algorithm=settings.jwt_algorithm
         )
     except security.TokenError:
         raise AppError("invalid_token") from None
+    cached = CACHE.get(token)
+    if cached is not None:
+        return dict(cached.user), cached.family  # a copy: callers may change theirs
+    user, family = await _session_of(db, claims)
+    CACHE.put(token, user, family, settings.auth_cache_s)
+    return user, family
+
+
+async def _session_of(db: Db, claims: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     user_id = parse_id(claims["sub"])
     user = None if user_id is None else await _active_user(db, user_id)
     if user is None:
@@ -280,10 +292,16 @@ async def create_api_token(*, db: Db, user: dict[str, Any], name: str) -> tuple[
     return doc, token
 
 
-async def user_from_api_token(*, db: Db, token: str) -> dict[str, Any]:
+async def user_from_api_token(*, db: Db, token: str, cache_s: float = 0.0) -> dict[str, Any]:
+    """The owner of an active personal token; remembered for `cache_s` (its last use is then
+    recorded once per lookup, not per request)."""
+    cached = CACHE.get(token)
+    if cached is not None:
+        return dict(cached.user)
     doc = await api_tokens.find_active_token(db=db, token_hash=security.sha256_hex(token))
     user = None if doc is None else await _active_user(db, doc["user_id"])
     if doc is None or user is None:
         raise AppError("invalid_token")
     await api_tokens.touch_api_token(db=db, token_id=doc["_id"])
+    CACHE.put(token, user, None, cache_s)
     return user

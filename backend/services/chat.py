@@ -186,17 +186,29 @@ async def send_message(
     messages_repo.new_job(assistant, worker_id=chat.runner.worker_id, lease_s=settings.chat_lease_s,
                           parameters=parameters, attempt=0)
     await _claim(chat, db, conversation, assistant["_id"], "generation_in_progress")
+    # One round trip of concurrent work before the answer starts: the pair is stored while the rate
+    # check and the history read run (both leave the new pair out), and taken back if either refuses.
+    new_ids = (user_message["_id"], assistant["_id"])
+    results = await asyncio.gather(
+        messages_repo.insert_messages(db=db, docs=[user_message, assistant]),
+        _check_rate(db, user_id, settings, until=user_message["created_at"]),
+        images_service.owned_images(db=db, user_id=user_id, image_ids=ids),
+        messages_repo.latest_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
+                                      limit=HISTORY_LIMIT + len(new_ids)),
+        return_exceptions=True,
+    )
+    stored, _, image_docs, thread = results
     try:
-        _, image_docs, thread = await asyncio.gather(
-            _check_rate(db, user_id, settings),
-            images_service.owned_images(db=db, user_id=user_id, image_ids=ids),
-            messages_repo.latest_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
-                                          limit=HISTORY_LIMIT),
-        )
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
+        assert isinstance(image_docs, list) and isinstance(thread, list)
+        thread = [m for m in thread if m["_id"] not in new_ids][-HISTORY_LIMIT:]
         request = _turn_request(_exchanges(thread), text, await images_service.model_data_uris(image_docs),
                                 parameters)
-        await messages_repo.insert_messages(db=db, docs=[user_message, assistant])
     except BaseException:
+        if not isinstance(stored, BaseException):
+            await messages_repo.delete_messages(db=db, user_id=user_id, message_ids=list(new_ids))
         await conversations_repo.release(db=db, conversation_id=conversation["_id"], message_id=assistant["_id"])
         raise
     job = chat.runner.start(assistant, request)
@@ -311,9 +323,10 @@ async def give_feedback(
 
 
 # -- helpers ---------------------------------------------------------------------------------
-async def _check_rate(db: Db, user_id: ObjectId, settings: Settings) -> None:
+async def _check_rate(db: Db, user_id: ObjectId, settings: Settings, until: dt.datetime | None = None) -> None:
     since = utcnow() - dt.timedelta(minutes=1)
-    if await messages_repo.count_recent_user_messages(db=db, user_id=user_id, since=since) >= settings.chat_rate_limit:
+    recent = await messages_repo.count_recent_user_messages(db=db, user_id=user_id, since=since, until=until)
+    if recent >= settings.chat_rate_limit:
         raise AppError("chat_rate_limited")
 
 
@@ -345,11 +358,11 @@ def _as_alternative(message: MessageDoc) -> Alternative:
 
 
 async def _after_send(db: Db, user_id: ObjectId, conversation: ConversationDoc, text: str) -> None:
-    """Title a new conversation from its first message; move it to the top of the list."""
+    """Title a new conversation from its first message; move it to the top of the list (one write)."""
+    title = None
     if not conversation.get("message_count", 0) and conversation.get("title") in DEFAULT_TITLES:
         first_line = (text.splitlines() or ["이미지"])[0].strip() or "이미지"
         title = first_line if len(first_line) <= TITLE_CHARS else first_line[: TITLE_CHARS - 1] + "…"
-        await conversations_repo.set_title(db=db, user_id=user_id, conversation_id=conversation["_id"], title=title)
         conversation["title"] = title
     await conversations_repo.touch_conversation(db=db, user_id=user_id, conversation_id=conversation["_id"],
-                                                added_messages=2)
+                                                added_messages=2, title=title)

@@ -205,6 +205,35 @@ async def test_search_by_title_or_message(make_client: MakeClient, live: LiveSer
     assert too_long.status_code == 422
 
 
+async def test_korean_search_finds_words_with_particles_and_single_characters(
+    make_client: MakeClient, live: LiveServer
+) -> None:
+    """The bigram index: "제주도" finds "제주도에서" (no space between noun and particle), one
+    character finds what holds it, Latin text in any case; a bigram match alone is not a hit."""
+    alice = await make_client()
+    a = await signup_and_login(alice)
+    uid = ObjectId(a["id"])
+    trip, food, misc = [await _create(alice, t) for t in ("여름 휴가", "점심", "메모")]
+    for conv, content in ((trip, "제주도에서 한라산에 올랐어요."), (food, "귤 한 상자를 샀어요."),
+                          (misc, "Meeting with the DESIGN team; 주도권 얘기")):
+        await msg_repo.create_message(db=live.db, conversation_id=ObjectId(conv["id"]), user_id=uid, role="user",
+                                      content=content)
+
+    async def found(q: str) -> list[str]:
+        resp = await alice.get("/api/v1/conversations", params={"q": q})
+        assert resp.status_code == 200, resp.text
+        return [c["title"] for c in resp.json()["items"]]
+
+    assert await found("제주도") == ["여름 휴가"]
+    assert await found("한라산에 올") == ["여름 휴가"]
+    assert await found("귤") == ["점심"]
+    assert await found("design TEAM") == ["메모"]
+    assert await found("주도") == ["메모", "여름 휴가"]  # both hold it, newest first
+    assert await found("도에서 한") == ["여름 휴가"]
+    assert await found("제주권") == []  # bigrams 제주 and 주권 are not both there
+    assert await found("산도") == []  # every letter present, never together
+
+
 async def test_export_as_markdown(make_client: MakeClient, live: LiveServer) -> None:
     """The whole conversation as a Markdown download named after its title; only for its owner."""
     alice, bob = await make_client(), await make_client()

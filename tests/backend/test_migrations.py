@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from backend.db.client import Db, open_client
 from backend.db.migrate import LOCK_COLLECTION, MigrationError, apply_migrations, discover, migration_status
@@ -123,3 +124,28 @@ async def test_stale_lock_is_taken_over_and_live_lock_waits(fresh_db: Db, migrat
     )
     with pytest.raises(MigrationError, match="lock"):
         await apply_migrations(fresh_db, migrations=discover(package), wait_s=0.5)
+
+
+async def test_search_keys_are_backfilled_on_old_data_once(fresh_db: Db) -> None:
+    """0004 on data stored before it (no keys): every message and title gets its bigram keys, the
+    search finds them, and a second run changes nothing."""
+    from backend.db import conversations as conv_repo
+
+    older = [m for m in discover() if m.name < "0004"]
+    await apply_migrations(fresh_db, migrations=older)
+    user, conv = ObjectId(), ObjectId()
+    now = dt.datetime.now(dt.UTC)
+    await fresh_db.conversations.insert_one({"_id": conv, "user_id": user, "title": "Old Trip 계획", "created_at": now,
+                                             "updated_at": now, "model": None, "message_count": 1})
+    await fresh_db.messages.insert_many([
+        {"conversation_id": conv, "user_id": user, "role": "user", "content": f"{i}번째: 제주도에서 귤을 샀어요",
+         "status": "complete", "image_ids": [], "created_at": now, "updated_at": now} for i in range(1203)])
+    report = await apply_migrations(fresh_db)
+    assert [m for m in report.applied if m.startswith("0004")] == ["0004_search_keys"]
+    assert await fresh_db.messages.count_documents({"search_keys": {"$exists": False}}) == 0
+    stored = await fresh_db.conversations.find_one({"_id": conv})
+    assert stored is not None and {"ol", "tr", "계획"} <= set(stored["title_keys"])
+    for q in ("제주도", "귤", "TRIP"):
+        found = await conv_repo.list_conversations(db=fresh_db, user_id=user, limit=5, containing=q)
+        assert [c["_id"] for c in found] == [conv], q
+    assert (await apply_migrations(fresh_db)).applied == []

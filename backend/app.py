@@ -77,7 +77,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.model_server_url is not None:
             app.state.readiness_checks["model"] = chat.model.healthy
         loop = asyncio.get_running_loop()
-        unregister = on_server_exit(lambda: loop.call_soon_threadsafe(begin_shutdown, chat))
+
+        def on_exit() -> None:  # from the signal handler: hand over to the event loop
+            loop.call_soon_threadsafe(begin_shutdown, chat)
+
+        unregister = on_server_exit(on_exit)
         try:
             yield
         finally:
@@ -129,7 +133,7 @@ def _openapi_with_settings(app: FastAPI, settings: Settings) -> None:
                         target[key] = min(value, target.get(key, value))
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI documents replacing app.openapi this way
 
 
 def create_app(settings: Settings) -> FastAPI:

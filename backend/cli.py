@@ -20,7 +20,7 @@ from kovr.settings import Settings
 log = logging.getLogger("kovr.serve")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this package's subcommands to the `kovr` parser."""
     serve = sub.add_parser(
         "serve",
@@ -144,10 +144,8 @@ def _run_web_app(settings: Settings) -> bool:
     app = create_app(settings)
     print(f"KoVR: http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
     server = uvicorn.Server(server_config(app, settings))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it stopped on: a clean exit
         server.run()
-    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped on; Ctrl+C is a clean exit
-        pass
     return server.started
 
 

@@ -350,7 +350,8 @@ def seed_history(data_dir: Path, user_id: str, count: int, start: int) -> None:
                 convs.append(conv)
                 for k in range(20):
                     messages.append(messages_repo.new_message(
-                        conversation_id=conv["_id"], user_id=uid, role="user" if k % 2 == 0 else "assistant",
+                        conversation_id=ObjectId(str(conv["_id"])), user_id=uid,
+                        role="user" if k % 2 == 0 else "assistant",
                         content=" ".join(_sentence(rng) for _ in range(2))))
             db.conversations.insert_many(convs)
             db.messages.insert_many([dict(m) for m in messages])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,7 @@ _LABELS: dict[str, dict[str, str]] = {
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 
-def conversation_markdown(conversation: dict[str, Any], messages: list[dict[str, Any]], locale: str,
+def conversation_markdown(conversation: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], locale: str,
                           exported_at: dt.datetime) -> str:
     labels = _LABELS.get(locale, _LABELS["ko"])
     lines = [f"# {conversation['title']}", "",

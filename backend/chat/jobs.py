@@ -12,6 +12,7 @@ change streams, through its next save, which the stop makes fail).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -193,7 +194,7 @@ class JobRunner:
             await _until_stopped(work, job.stopped)
         except asyncio.CancelledError:
             job.request_stop("interrupted")
-        except Exception as exc:  # noqa: BLE001 - every failure ends as an error event and message
+        except Exception as exc:
             error = map_model_error(exc)
             if not isinstance(exc, AppError):
                 log.warning("answer %s failed: %s", job.message_id, error.detail)
@@ -213,10 +214,9 @@ class JobRunner:
         while True:
             if len(job.text) == saved_len:
                 wake = job.changed()
-                try:
-                    await asyncio.wait_for(asyncio.shield(wake), max(0.0, self.timing.heartbeat_s - (loop.time() - last)))
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    remaining = max(0.0, self.timing.heartbeat_s - (loop.time() - last))
+                    await asyncio.wait_for(asyncio.shield(wake), remaining)
             wait = self.timing.save_interval_s - (loop.time() - last)
             if wait > 0:
                 await asyncio.sleep(wait)

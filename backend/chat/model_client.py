@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
-from text_generation import errors as tgi_errors  # type: ignore[import-untyped]
-from text_generation.types import Parameters, Request, StreamResponse  # type: ignore[import-untyped]
+from text_generation import errors as tgi_errors
+from text_generation.types import Parameters, Request, StreamResponse
 
 from backend.core.errors import AppError
 
@@ -198,7 +198,8 @@ class ModelClient:
         """TGI's `POST /` with `"stream": true`, as the `text-generation` client sends it: one
         `data:` line per token; a `data:` line that is not a token is TGI's error payload."""
         kwargs = params.client_kwargs()
-        parameters = Parameters(details=True, stop=kwargs.pop("stop_sequences"), **kwargs)  # validated as the client does
+        # Validated as the text-generation client does.
+        parameters = Parameters(details=True, stop=kwargs.pop("stop_sequences"), **kwargs)
         body = Request(inputs=prompt, stream=True, parameters=parameters).model_dump()
         async with self._http.post(self.base_url + "/", json=body, timeout=self._stream_timeout) as response:
             if response.status != 200:

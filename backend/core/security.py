@@ -75,7 +75,7 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> dict[str,
         raise TokenError(str(exc)) from None
     if claims.get("typ") != "access" or not isinstance(claims.get("sub"), str):
         raise TokenError("not an access token")
-    return claims
+    return dict(claims)
 
 
 def random_token(nbytes: int = 32) -> str:

@@ -43,7 +43,7 @@ def _nfc_stripped(value: Any) -> Any:
 
 
 def nfkc_email(value: Any) -> Any:
-    """An email address as one account: NFKC (a fullwidth "ａ" is "a"), trimmed."""
+    """An email address as one account: NFKC (a fullwidth "ａ" is "a"), trimmed."""  # noqa: RUF002 - the example
     return unicodedata.normalize("NFKC", valid_text(value)).strip() if isinstance(value, str) else value
 
 

@@ -66,14 +66,12 @@ class EmbeddedMongo:
     def start(self, timeout_s: float = 30.0) -> str:
         if isinstance(self.storage, Path):
             self.storage.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        cmd = _server_command() + [
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--storage-path", str(self.storage), "--log-level", "WARNING", "--cache-size", "256M",
-        ]
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 - the child keeps the log open; closed with the process
+        cmd = [*_server_command(), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path",
+               str(self.storage), "--log-level", "WARNING", "--cache-size", "256M"]
         # SIGTERM when its parent dies, even by SIGKILL: WiredTiger still checkpoints and closes.
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      preexec_fn=preexec_die_with_parent(signal.SIGTERM))  # noqa: PLW1509 - one prctl call, see kovr/processes.py
+                                      preexec_fn=preexec_die_with_parent(signal.SIGTERM))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

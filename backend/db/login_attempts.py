@@ -11,6 +11,7 @@ Keys: sign-in attempts per account ("email:<addr>"), per account and client addr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -35,12 +36,10 @@ async def hit(*, db: Db, key: str, at: dt.datetime, window_s: int) -> tuple[int,
     # duplicate key), then the increment itself is the one atomic step that decides. (An upsert
     # that also increments would do on MongoDB, but the embedded SecantusDB sometimes returns no
     # document from racing upserts.)
-    try:
+    with contextlib.suppress(DuplicateKeyError):
         await db.login_attempts.update_one(
             query, {"$setOnInsert": {"key": key, "count": 0, "expires_at": ends}}, upsert=True
         )
-    except DuplicateKeyError:
-        pass
     doc = await db.login_attempts.find_one_and_update(
         query, {"$inc": {"count": 1}}, return_document=ReturnDocument.AFTER
     )

@@ -38,11 +38,11 @@ def new_message(
 
 def new_job(doc: MessageDoc, *, worker_id: str, lease_s: float, parameters: dict[str, Any], attempt: int) -> None:
     """Make an assistant message a running job owned by `worker_id` (fields set in place)."""
-    doc.update(
-        status="streaming", worker_id=worker_id, lease_until=utcnow() + dt.timedelta(seconds=lease_s),
-        stop_requested=False, parameters=parameters, attempt=attempt, generated_tokens=0,
-        finish_reason=None, error=None, feedback=None,
-    )
+    doc.update({
+        "status": "streaming", "worker_id": worker_id, "lease_until": utcnow() + dt.timedelta(seconds=lease_s),
+        "stop_requested": False, "parameters": parameters, "attempt": attempt, "generated_tokens": 0,
+        "finish_reason": None, "error": None, "feedback": None,
+    })
 
 
 def attempt_of(doc: MessageDoc) -> int:

@@ -37,7 +37,8 @@ async def insert_refresh_token(
         "revoked": False,
         "client": client,
     }
-    return (await db.refresh_tokens.insert_one(doc)).inserted_id
+    inserted: ObjectId = (await db.refresh_tokens.insert_one(doc)).inserted_id
+    return inserted
 
 
 async def find_refresh_token(*, db: Db, token_hash: str) -> dict[str, Any] | None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import unicodedata
 
 # Bigrams so frequent in Korean (endings, particles) or English that they narrow little: looked up last.
-_COMMON = frozenset({"에서", "니다", "습니", "합니", "입니", "하는", "으로", "에게", "하고", "이다", "에는", "지만", "있는",
+_COMMON = frozenset({"에서", "니다", "습니", "합니", "입니", "하는", "으로", "에게", "하고", "이다", "에는", "지만",
+                     "있는",
                      "해요", "세요", "하세", "그리", "the", "th", "he", "in", "er", "an", "re", "on"})
 MAX_LOOKUPS = 3  # a query's rarest-looking bigrams that are looked up (the check covers the rest)
 

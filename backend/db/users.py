@@ -1,4 +1,5 @@
-"""Repository: users. Emails are stored NFKC, IDNA domain, lower case (core.text.normalise_email); unique index `email_unique`."""
+"""Repository: users. Emails are stored NFKC, IDNA domain, lower case (core.text.normalise_email);
+unique index `email_unique`."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ Readiness: add `async () -> bool` checks to `app.state.readiness_checks["name"]`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
@@ -55,11 +55,11 @@ _BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return cast(Settings, request.app.state.settings)
 
 
 def get_db(request: Request) -> Db:
-    return request.app.state.db  # type: ignore[no-any-return]
+    return cast(Db, request.app.state.db)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -191,7 +191,7 @@ async def get_optional_user(request: Request, db: DbDep, settings: SettingsDep) 
 
 
 def get_chat(request: Request) -> ChatServices:
-    return request.app.state.chat  # type: ignore[no-any-return]
+    return cast(ChatServices, request.app.state.chat)
 
 
 def get_locale(request: Request) -> str:

@@ -39,7 +39,7 @@ def _install_exit_hook() -> None:
         original(self, sig, frame)
 
     handle_exit._kovr_hook = True  # type: ignore[attr-defined]  # marks the wrapper: installed once
-    uvicorn.Server.handle_exit = handle_exit  # type: ignore[method-assign]
+    uvicorn.Server.handle_exit = handle_exit  # type: ignore[method-assign]  # wrapping uvicorn's signal entry is the point
 
 
 _install_exit_hook()

@@ -13,7 +13,9 @@ from backend.db.ids import parse_id
 from kovr.settings import Settings
 
 
-async def update_profile(db: Db, *, user: dict[str, Any], changes: dict[str, Any], settings: Settings) -> dict[str, Any]:
+async def update_profile(
+    db: Db, *, user: dict[str, Any], changes: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
     if len(changes.get("display_name", "")) > settings.max_display_name_chars:
         raise AppError("validation_error")
     if not changes:

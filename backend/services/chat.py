@@ -118,11 +118,11 @@ def _image_ids(values: list[str], settings: Settings) -> list[ObjectId]:
 # -- one answer at a time per conversation, across workers --------------------------------------
 async def _claim(chat: ChatServices, db: Db, conversation: ConversationDoc, message_id: ObjectId,
                  busy_code: str) -> None:
-    args = {"db": db, "user_id": conversation["user_id"], "conversation_id": conversation["_id"],
-            "message_id": message_id}
-    if await conversations_repo.claim(**args):
-        return
-    if await _free_stale_claim(chat, db, conversation) and await conversations_repo.claim(**args):
+    async def claim() -> bool:
+        return await conversations_repo.claim(db=db, user_id=conversation["user_id"],
+                                              conversation_id=conversation["_id"], message_id=message_id)
+
+    if await claim() or (await _free_stale_claim(chat, db, conversation) and await claim()):
         return
     raise AppError(busy_code)
 

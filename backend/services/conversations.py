@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -30,7 +31,7 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def _cursor(value: str | None) -> tuple[object, ObjectId] | None:
+def _cursor(value: str | None) -> tuple[dt.datetime, ObjectId] | None:
     try:
         return None if value is None else decode_cursor(value)
     except InvalidCursor:
@@ -42,7 +43,7 @@ async def list_conversations(
 ) -> Page[ConversationDoc]:
     """Newest first; with `query`, only those whose title or messages contain it."""
     docs = await conversations_repo.list_conversations(
-        db=db, user_id=user_id, limit=limit + 1, before=_cursor(cursor),  # type: ignore[arg-type]  # decoded pair
+        db=db, user_id=user_id, limit=limit + 1, before=_cursor(cursor),
         containing=search_text(query))
     page = docs[:limit]
     more = len(docs) > limit
@@ -66,7 +67,7 @@ async def list_messages(
     """Oldest first; the cursor continues after the last message of the previous page."""
     conversation = await owned_conversation(db, user_id=user_id, conversation_id=conversation_id)
     docs = await messages_repo.list_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
-                                             limit=limit + 1, after=_cursor(cursor))  # type: ignore[arg-type]
+                                             limit=limit + 1, after=_cursor(cursor))
     page = docs[:limit]
     more = len(docs) > limit
     return Page(page, encode_cursor(page[-1]["created_at"], page[-1]["_id"]) if more else None)
@@ -90,5 +91,5 @@ async def export_markdown(
         docs += page
         if len(page) < EXPORT_PAGE:
             break
-    text = conversation_markdown(conversation, docs, locale, utcnow())  # type: ignore[arg-type]  # TypedDicts
+    text = conversation_markdown(conversation, docs, locale, utcnow())
     return text, download_headers(conversation["title"])

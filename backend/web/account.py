@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
@@ -78,7 +78,7 @@ async def signup(
     return await _signed_in(db, settings, user)
 
 
-async def _signed_in(db: DbDep, settings: SettingsDep, user: dict) -> Response:  # type: ignore[type-arg]
+async def _signed_in(db: DbDep, settings: SettingsDep, user: dict[str, Any]) -> Response:
     tokens = await auth.issue_session_tokens(db=db, settings=settings, user=user, client="browser")
     response = RedirectResponse("/chat", status_code=303)
     cookies.set_session_cookies(response, tokens, settings)
@@ -102,7 +102,8 @@ async def choose_language(choice: str, next: str | None = None) -> Response:
     return response
 
 
-async def _settings_page(request: Request, db: DbDep, user: dict, status_code: int = 200, **extra: object) -> Response:  # type: ignore[type-arg]
+async def _settings_page(request: Request, db: DbDep, user: dict[str, Any], status_code: int = 200,
+                         **extra: object) -> Response:
     tokens = await account.list_tokens(db, user_id=user["_id"])
     views = [{"id": str(t["_id"]), "name": t["name"], "prefix": t["prefix"], "last_used_at": t.get("last_used_at")}
              for t in tokens]
@@ -135,7 +136,7 @@ async def update_answer_style(request: Request, db: DbDep, user: OptionalUser, a
     if user is None:
         return to_login(request)
     try:
-        body = UserUpdate(answer_style=answer_style)  # type: ignore[arg-type]  # validated here
+        body = UserUpdate(answer_style=answer_style)
     except ValidationError as exc:
         return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
     updated = await account.update_profile(db, user=user, changes={"answer_style": body.answer_style},
@@ -183,7 +184,9 @@ async def delete_account(
 
 
 @router.post("/settings/tokens")
-async def create_token(request: Request, db: DbDep, user: OptionalUser, name: Annotated[str, Form(max_length=100)]) -> Response:
+async def create_token(
+    request: Request, db: DbDep, user: OptionalUser, name: Annotated[str, Form(max_length=100)]
+) -> Response:
     if user is None:
         return to_login(request)
     clean = str(nfc(name)).strip()

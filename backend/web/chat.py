@@ -178,8 +178,9 @@ async def rename(
         clean = TypeAdapter(Title).validate_python(title)
     except ValidationError:
         raise AppError("validation_error") from None
-    doc = await conversations_service.rename(db, user_id=user["_id"], conversation_id=conversation_id,
-                                             title=clean[: settings.max_title_chars], max_chars=settings.max_title_chars)
+    doc = await conversations_service.rename(
+        db, user_id=user["_id"], conversation_id=conversation_id, title=clean[: settings.max_title_chars],
+        max_chars=settings.max_title_chars)
     view = conversation_view(doc)
     current = _current_id(request)
     item = render(request, "partials/conversation_item.html", c=view, current_id=current)

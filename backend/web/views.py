@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from backend.core.i18n import message_for
 
 
-def conversation_view(doc: dict[str, Any]) -> dict[str, Any]:
+def conversation_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": str(doc["_id"]), "title": doc["title"]}
 
 
-def message_view(doc: dict[str, Any], *, is_last: bool, locale: str) -> dict[str, Any]:
+def message_view(doc: Mapping[str, Any], *, is_last: bool, locale: str) -> dict[str, Any]:
     alternatives = doc.get("alternatives") or []
     view: dict[str, Any] = {
         "id": str(doc["_id"]), "role": doc["role"], "content": doc["content"], "status": doc["status"],
@@ -27,7 +28,7 @@ def message_view(doc: dict[str, Any], *, is_last: bool, locale: str) -> dict[str
     return view
 
 
-def message_views(docs: list[dict[str, Any]], locale: str) -> list[dict[str, Any]]:
+def message_views(docs: Sequence[Mapping[str, Any]], locale: str) -> list[dict[str, Any]]:
     last_assistant = max((i for i, d in enumerate(docs) if d["role"] == "assistant"), default=-1)
     is_tail = last_assistant == len(docs) - 1
     return [message_view(d, is_last=is_tail and i == last_assistant, locale=locale) for i, d in enumerate(docs)]

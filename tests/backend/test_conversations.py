@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 import httpx
 from bson import ObjectId
@@ -185,7 +186,7 @@ async def test_search_by_title_or_message(make_client: MakeClient, live: LiveSer
                                   role="assistant", content="김치찌개에는 돼지고기와 두부를 넣으세요.")
     bob_conv = await _create(bob, "제주도 맛집")
 
-    async def found(client: httpx.AsyncClient, q: str, **params: object) -> list[str]:
+    async def found(client: httpx.AsyncClient, q: str, **params: Any) -> list[str]:
         resp = await client.get("/api/v1/conversations", params={"q": q, **params})
         assert resp.status_code == 200, resp.text
         return [c["title"] for c in resp.json()["items"]]

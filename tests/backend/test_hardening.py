@@ -117,7 +117,8 @@ async def test_cookie_writes_from_a_foreign_origin_are_refused(make_client: Make
         assert forged.status_code == 403, (headers, forged.text)
         assert forged.json()["error"]["code"] == "csrf_failed"
     for headers in ({"Origin": live.url}, {"Referer": f"{live.url}/chat"}, {}):
-        ok = await browser.post("/api/v1/conversations", json={"title": "x"}, headers={"X-CSRF-Token": token, **headers})
+        ok = await browser.post("/api/v1/conversations", json={"title": "x"},
+                                headers={"X-CSRF-Token": token, **headers})
         assert ok.status_code == 201, (headers, ok.text)
     # The login form is checked the same way.
     fresh = await make_client()
@@ -168,7 +169,8 @@ def server_overrides() -> dict[str, Any]:
 
 
 def _png(side: int = 8, noise: bool = False) -> bytes:
-    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)) if noise else Image.new("RGB", (side, side))
+    image = (Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)) if noise
+             else Image.new("RGB", (side, side)))
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()

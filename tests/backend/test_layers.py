@@ -37,7 +37,7 @@ def _imports(path: Path) -> list[tuple[str, int, bool]]:
         for name in names:
             parts = name.split(".")
             if parts[0] == "backend" and len(parts) > 1:
-                found.append((parts[1], node.lineno, id(node) in nested))
+                found.append((parts[1], getattr(node, "lineno", 0), id(node) in nested))
     return found
 
 

@@ -92,7 +92,8 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
     answer = msg_repo.new_message(conversation_id=conv["_id"], user_id=uid, role="assistant", content="")
     msg_repo.new_job(answer, worker_id="w1", lease_s=8, parameters={}, attempt=0)
     await conv_repo.claim(db=db, user_id=uid, conversation_id=conv["_id"], message_id=answer["_id"])
-    await msg_repo.count_recent_user_messages(db=db, user_id=uid, since=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    await msg_repo.count_recent_user_messages(db=db, user_id=uid, since=since,
                                               until=dt.datetime.now(dt.UTC))
     await msg_repo.latest_messages(db=db, user_id=uid, conversation_id=conv["_id"], limit=402)
     await msg_repo.insert_messages(db=db, docs=[answer])

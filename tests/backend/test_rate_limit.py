@@ -117,7 +117,8 @@ async def test_limits_count_the_address_a_trusted_proxy_forwards(make_client: An
         assert answer.status_code == 201
     limited = await client.post("/api/v1/auth/signup", json=_new_user(), headers={"X-Forwarded-For": "203.0.113.7"})
     assert limited.status_code == 429
-    assert await _signup_keys(live.db) == {"signup-ip:203.0.113.7": 5, "signup-ip:198.51.100.9": 1}  # refused ones count too
+    # Refused ones count too.
+    assert await _signup_keys(live.db) == {"signup-ip:203.0.113.7": 5, "signup-ip:198.51.100.9": 1}
     await live.db.login_attempts.delete_many({})
 
 
@@ -151,7 +152,8 @@ async def test_concurrent_sign_ups_from_one_address_create_exactly_the_limit(mak
     await live.db.login_attempts.delete_many({})
     clients = [await make_client() for _ in range(12)]
     bodies = [_new_user() for _ in clients]
-    answers = await asyncio.gather(*(c.post("/api/v1/auth/signup", json=b) for c, b in zip(clients, bodies, strict=True)))
+    answers = await asyncio.gather(
+        *(c.post("/api/v1/auth/signup", json=b) for c, b in zip(clients, bodies, strict=True)))
     assert Counter(a.status_code for a in answers) == {201: 4, 429: 8}
     assert await live.db.users.count_documents({"email": {"$in": [b["email"] for b in bodies]}}) == 4
     await live.db.login_attempts.delete_many({})

@@ -34,7 +34,9 @@ def stream_knobs() -> StreamKnobs:
 
 
 @pytest.fixture(scope="session")
-def model_url(tiny_chat_model: Path, stream_knobs: StreamKnobs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def model_url(
+    tiny_chat_model: Path, stream_knobs: StreamKnobs, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     from model_server.app import create_model_app
 
     settings = model_settings(tiny_chat_model, tmp_path_factory.mktemp("model-data"))

@@ -15,7 +15,8 @@ import httpx
 
 from kovr.prompt import KULLM
 from kovr.settings import Settings, load_settings
-from tests.servers import free_port, serve_in_thread  # noqa: F401  (re-exported)
+from tests.servers import free_port as free_port  # re-exported for the chat tests
+from tests.servers import serve_in_thread as serve_in_thread
 
 TEST_SECRET = "chat-test-secret-" + "s" * 40
 
@@ -147,7 +148,7 @@ class SseReader:
     _lines: Iterator[str] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[SseEvent]:
-        event, data, event_id = "message", [], None
+        event, data, event_id = "message", list[str](), None
         for line in self.response.iter_lines():
             if line == "":
                 if data:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import httpx
 import pytest
@@ -67,6 +68,7 @@ def test_five_thousand_digit_resume_position_is_refused_before_streaming(app_url
     stream_message(account, conversation, "안녕", parameters={"temperature": 0, "max_new_tokens": 4})
     message_id = account.messages(conversation)[-1]["id"]
     huge = "1" * 5000
+    request: Any
     for request in ({"headers": {"Last-Event-ID": f"0-{huge}"}}, {"headers": {"Last-Event-ID": huge}},
                     {"params": {"after": f"{huge}-0"}}, {"params": {"after": "0-x"}}):
         response = account.client.get(f"/api/v1/messages/{message_id}/events", **request)

@@ -26,7 +26,7 @@ def image_bytes(fmt: str, size: tuple[int, int] = (32, 24), color: str = "red") 
     return out.getvalue()
 
 
-def upload(account, data: bytes, name: str = "photo.png", content_type: str = "image/png"):  # type: ignore[no-untyped-def]
+def upload(account, data: bytes, name: str = "photo.png", content_type: str = "image/png"):
     return account.client.post("/api/v1/images", files={"file": (name, data, content_type)})
 
 

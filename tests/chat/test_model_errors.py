@@ -29,7 +29,7 @@ from tests.chat.support import (
 HANGUL = ("가", "힣")
 
 
-def _assert_error_turn(account, conversation: str, code: str, events) -> None:  # type: ignore[no-untyped-def]
+def _assert_error_turn(account, conversation: str, code: str, events) -> None:
     assert events[-1].event == "error", events
     error = events[-1].data
     assert error["code"] == code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import openai
 import pytest
@@ -33,7 +34,7 @@ def test_non_streaming_completion(client: openai.OpenAI) -> None:
 
 
 def test_streaming_completion_matches_non_streaming(client: openai.OpenAI) -> None:
-    messages = [
+    messages: list[Any] = [
         {"role": "system", "content": "친절하게 답하세요."},
         {"role": "user", "content": QA[1][0]},
     ]
@@ -55,7 +56,7 @@ def test_streaming_completion_matches_non_streaming(client: openai.OpenAI) -> No
 
 
 def test_multi_turn_and_errors(client: openai.OpenAI) -> None:
-    history = [
+    history: list[Any] = [
         {"role": "user", "content": QA[0][0]},
         {"role": "assistant", "content": QA[0][1]},
         {"role": "user", "content": [{"type": "text", "text": QA[1][0]}]},

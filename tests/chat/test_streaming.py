@@ -238,7 +238,7 @@ def test_answer_cut_by_a_restart_is_settled_on_reattach(app_url: str, app_settin
     conversation = account.conversation()
     stream_message(account, conversation, QA[0][0], parameters={"max_new_tokens": 3})
     db_name = app_settings.mongodb_db
-    with MongoClient(mongo_uri) as mongo:
+    with MongoClient[dict[str, Any]](mongo_uri) as mongo:
         now = dt.datetime.now(dt.UTC)
         orphan = mongo[db_name].messages.insert_one({
             "conversation_id": ObjectId(conversation), "user_id": ObjectId(account.user_id), "role": "assistant",

@@ -204,15 +204,24 @@ class ModelClient:
         async with self._http.post(self.base_url + "/", json=body, timeout=self._stream_timeout) as response:
             if response.status != 200:
                 raise _status_error(response.status, await response.text())
-            async for raw in response.content:  # one line at a time
-                if not raw.startswith(b"data:"):
-                    continue  # blank separators and keep-alive comments
-                payload = json.loads(raw[5:])
-                try:
-                    item = StreamResponse(**payload)
-                except ValidationError:
-                    raise tgi_errors.parse_error(response.status, payload) from None
-                yield item
+            finished = False
+            try:
+                async for raw in response.content:  # one line at a time
+                    if not raw.startswith(b"data:"):
+                        continue  # blank separators and keep-alive comments
+                    payload = json.loads(raw[5:])
+                    try:
+                        item = StreamResponse(**payload)
+                    except ValidationError:
+                        raise tgi_errors.parse_error(response.status, payload) from None
+                    yield item
+                finished = True
+            finally:
+                if not finished:
+                    # A stream cut short (stop, delete, error) must end upstream too: leaving the
+                    # connection to the pool would keep the model server generating for nobody,
+                    # holding one of its few slots. Closing it is the model server's cancel.
+                    response.close()
 
     async def _get_json(self, path: str) -> dict[str, Any]:
         try:

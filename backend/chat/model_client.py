@@ -1,27 +1,23 @@
 """The backend's one door to the model: a TGI server (model_server or stock TGI) over HTTP.
 
-Everything goes through one aiohttp session per process: a keep-alive connection pool, so an answer
-reuses the connection a finished one left instead of opening a session and a TCP connection per
-stream (what the `text-generation` AsyncClient does). aiohttp rather than httpx: httpcore's pool
-scans every connection on each request, which cost a quarter of a worker's CPU at 50 streams.
-The stream is TGI's server-sent events, parsed into the `text-generation` package's own request
-and response types (its validation and error classes kept). Every upstream failure becomes a
-:class:`AppError` with a stable code, so the chat layer never sees aiohttp or TGI exception types.
+Streaming goes through the `text-generation` AsyncClient; /info and /tokenize, which that client
+does not cover, through httpx. Every upstream failure becomes a :class:`AppError` with a stable
+code, so the chat layer never sees aiohttp or TGI exception types.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
+import httpx
+from text_generation import AsyncClient
 from text_generation import errors as tgi_errors
-from text_generation.types import Parameters, Request, StreamResponse
+from text_generation.types import StreamResponse
 
 from backend.core.errors import AppError
 
@@ -63,8 +59,6 @@ class ModelInfo:
         )
 
 
-MAX_CONNECTIONS = 1024  # concurrent streams to the model server per process (one connection each)
-
 # CLIP ViT-L/14 at 224 px gives 256 patch embeddings: the cost of an image when /info is silent.
 DEFAULT_IMAGE_PREFIX_TOKENS = 256
 
@@ -85,10 +79,10 @@ def map_model_error(exc: BaseException) -> AppError:
         return AppError("model_overloaded", detail)
     if isinstance(exc, _REJECTED):
         return AppError("model_rejected", detail)
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, tgi_errors.ShardTimeoutError)):
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, tgi_errors.ShardTimeoutError, httpx.TimeoutException)):
         return AppError("model_timeout", detail)
     # A stream cut mid-way (ClientPayloadError) means the model server went away, as a refused connection does.
-    unreachable = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError)
+    unreachable = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, httpx.TransportError, OSError)
     if isinstance(exc, _NOT_READY + unreachable):
         return AppError("model_unavailable", detail)
     return AppError("model_error", detail)
@@ -123,27 +117,17 @@ class ModelClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.stall_timeout_s = stall_timeout_s
-        self._auth = {"Authorization": f"Bearer {token}"} if token else {}  # KOVR_MODEL_SERVER_TOKEN
-        # Each running answer holds one connection for its whole stream (HTTP/1.1); finished ones go
-        # back to the pool for the next. Plain requests are bounded as a whole; a long answer may
-        # stream for minutes, so only its connect and each read are.
-        self._timeout = aiohttp.ClientTimeout(total=min(timeout_s, 30.0))
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0),
-                                                     sock_read=stall_timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        auth = {"Authorization": f"Bearer {token}"} if token else {}  # KOVR_MODEL_SERVER_TOKEN
+        self._tgi = AsyncClient(self.base_url, headers=auth)
+        # A long answer may stream for minutes: bound the connect and each read, not the whole stream.
+        self._tgi.timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0),
+                                                  sock_read=stall_timeout_s)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(min(timeout_s, 30.0)),
+                                       headers=auth)
         self._info: ModelInfo | None = None
 
-    @property
-    def _http(self) -> aiohttp.ClientSession:
-        """Opened on first use, inside the running event loop (aiohttp's requirement)."""
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=30.0)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, headers=self._auth)
-        return self._session
-
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._http.aclose()
 
     async def info(self, refresh: bool = False) -> ModelInfo:
         if self._info is None or refresh:
@@ -158,20 +142,20 @@ class ModelClient:
 
     async def healthy(self) -> bool:
         try:
-            async with self._http.get(self.base_url + "/health", timeout=aiohttp.ClientTimeout(total=5.0)) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
+            response = await self._http.get("/health", timeout=5.0)
+        except httpx.HTTPError:
             return False
+        return response.status_code == 200
 
     async def count_tokens(self, text: str) -> int:
         """Token count of a prompt as the served model's tokenizer sees it (TGI /tokenize)."""
         try:
-            async with self._http.post(self.base_url + "/tokenize", json={"inputs": text}) as response:
-                if response.status != 200:
-                    raise _status_error(response.status, await response.text())
-                return len(await response.json(content_type=None))
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self._http.post("/tokenize", json={"inputs": text})
+        except httpx.HTTPError as exc:
             raise map_model_error(exc) from exc
+        if response.status_code != 200:
+            raise _status_error(response)
+        return len(response.json())
 
     async def stream(self, prompt: str, params: GenerationParams) -> AsyncGenerator[StreamResponse, None]:
         """Tokens as they come; a silent upstream for longer than stall_timeout_s is a timeout.
@@ -180,7 +164,7 @@ class ModelClient:
         from the server do not count as progress, only tokens do.
         """
         loop = asyncio.get_running_loop()
-        upstream = self._items(prompt, params)
+        upstream = self._tgi.generate_stream(prompt, **params.client_kwargs())
         try:
             async with asyncio.timeout(self.stall_timeout_s) as deadline:
                 async for item in upstream:
@@ -194,56 +178,27 @@ class ModelClient:
         finally:
             await _close_quietly(upstream)
 
-    async def _items(self, prompt: str, params: GenerationParams) -> AsyncGenerator[StreamResponse, None]:
-        """TGI's `POST /` with `"stream": true`, as the `text-generation` client sends it: one
-        `data:` line per token; a `data:` line that is not a token is TGI's error payload."""
-        kwargs = params.client_kwargs()
-        # Validated as the text-generation client does.
-        parameters = Parameters(details=True, stop=kwargs.pop("stop_sequences"), **kwargs)
-        body = Request(inputs=prompt, stream=True, parameters=parameters).model_dump()
-        async with self._http.post(self.base_url + "/", json=body, timeout=self._stream_timeout) as response:
-            if response.status != 200:
-                raise _status_error(response.status, await response.text())
-            finished = False
-            try:
-                async for raw in response.content:  # one line at a time
-                    if not raw.startswith(b"data:"):
-                        continue  # blank separators and keep-alive comments
-                    payload = json.loads(raw[5:])
-                    try:
-                        item = StreamResponse(**payload)
-                    except ValidationError:
-                        raise tgi_errors.parse_error(response.status, payload) from None
-                    yield item
-                finished = True
-            finally:
-                if not finished:
-                    # A stream cut short (stop, delete, error) must end upstream too: leaving the
-                    # connection to the pool would keep the model server generating for nobody,
-                    # holding one of its few slots. Closing it is the model server's cancel.
-                    response.close()
-
     async def _get_json(self, path: str) -> dict[str, Any]:
         try:
-            async with self._http.get(self.base_url + path) as response:
-                if response.status != 200:
-                    raise _status_error(response.status, await response.text())
-                data = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            response = await self._http.get(path)
+        except httpx.HTTPError as exc:
             raise map_model_error(exc) from exc
+        if response.status_code != 200:
+            raise _status_error(response)
+        data = response.json()
         if not isinstance(data, dict):
             raise AppError("model_error", f"{path} returned {type(data).__name__}")
         return data
 
 
-def _status_error(status: int, text: str) -> AppError:
+def _status_error(response: httpx.Response) -> AppError:
     try:
-        payload = json.loads(text)
+        payload = response.json()
         message = str(payload.get("error", ""))
         payload = {"error": message, **({"error_type": payload["error_type"]} if "error_type" in payload else {})}
     except (ValueError, AttributeError):
-        payload = {"error": text[:200]}
-    return map_model_error(tgi_errors.parse_error(status, payload))
+        payload = {"error": response.text[:200]}
+    return map_model_error(tgi_errors.parse_error(response.status_code, payload))
 
 
 async def _close_quietly(iterator: AsyncIterator[Any]) -> None:

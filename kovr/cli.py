@@ -16,9 +16,10 @@ from kovr.settings import Settings, SettingsError, load_settings
 
 # Modules that expose `register(subparsers)`; order is the order in `kovr --help`. This is the one
 # place that names every package (by string, loaded here): the composition root of the command.
-COMMAND_MODULES = ("backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli", "evalchat.cli")
-# Registered when their package is there: a source checkout has research/, the images (docker/) do not.
-OPTIONAL_COMMAND_MODULES = ("research.vr.cli",)
+COMMAND_MODULES = ("backend.cli", "model_server.cli", "finetune.cli", "finetune.vr.cli")
+# Registered when their package is there: a source checkout has evalchat/ and research/, the images
+# (docker/) do not.
+OPTIONAL_COMMAND_MODULES = ("evalchat.cli", "research.vr.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

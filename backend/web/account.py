@@ -118,30 +118,28 @@ async def settings_page(request: Request, db: DbDep, user: OptionalUser) -> Resp
     return await _settings_page(request, db, user)
 
 
+async def _save_profile(request: Request, db: DbDep, user: dict[str, Any], **fields: str) -> Response:
+    """One profile form: validated, saved through the account service, the page shown again."""
+    try:
+        changes = UserUpdate(**fields).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
+    updated = await account.update_profile(db, user=user, changes=changes, settings=request.app.state.settings)
+    return await _settings_page(request, db, updated, notice=translator(locale(request))("saved"))
+
+
 @router.post("/settings/profile")
 async def update_profile(request: Request, db: DbDep, user: OptionalUser, display_name: Text) -> Response:
     if user is None:
         return to_login(request)
-    try:
-        body = UserUpdate(display_name=display_name)
-    except ValidationError as exc:
-        return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
-    updated = await account.update_profile(db, user=user, changes={"display_name": body.display_name},
-                                           settings=request.app.state.settings)
-    return await _settings_page(request, db, updated, notice=translator(locale(request))("saved"))
+    return await _save_profile(request, db, user, display_name=display_name)
 
 
 @router.post("/settings/answer-style")
 async def update_answer_style(request: Request, db: DbDep, user: OptionalUser, answer_style: Text) -> Response:
     if user is None:
         return to_login(request)
-    try:
-        body = UserUpdate(answer_style=answer_style)
-    except ValidationError as exc:
-        return await _settings_page(request, db, user, 422, error=_validation_message(exc, request))
-    updated = await account.update_profile(db, user=user, changes={"answer_style": body.answer_style},
-                                           settings=request.app.state.settings)
-    return await _settings_page(request, db, updated, notice=translator(locale(request))("saved"))
+    return await _save_profile(request, db, user, answer_style=answer_style)
 
 
 @router.post("/settings/password")

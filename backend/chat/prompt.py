@@ -60,11 +60,14 @@ def neutralise_images(text: str) -> str:
     return _TYPED_IMAGE.sub(r"!\\[", text)
 
 
-def render(template: PromptTemplate, history: list[Exchange], question: str, images: list[str]) -> str:
+def render(template: PromptTemplate, history: list[Exchange], question: str, images: list[str],
+           answer_prefix: str = "") -> str:
+    """The prompt; with `answer_prefix` (continue) it ends inside the answer, so the model goes on
+    from the saved text instead of starting a new answer."""
     turns = [Turn(user=neutralise_images(_with_placeholder(h)), assistant=neutralise_images(h.assistant))
              for h in history]
     turns.append(Turn(user=image_markdown(images) + neutralise_images(question)))
-    return template.render_chat(turns)
+    return template.render_chat(turns) + neutralise_images(answer_prefix)
 
 
 async def build_prompt(
@@ -76,11 +79,12 @@ async def build_prompt(
     limits: ModelLimits,
     max_new_tokens: int,
     count: TokenCounter,
+    answer_prefix: str = "",
 ) -> PromptPlan:
     """The longest suffix of the history that fits, found with a binary search over /tokenize."""
 
     async def size(keep: int) -> tuple[str, int]:
-        text = render(template, history[len(history) - keep:] if keep else [], question, images)
+        text = render(template, history[len(history) - keep:] if keep else [], question, images, answer_prefix)
         return text, await _count_with_images(text, count, limits.image_prefix_tokens)
 
     budget = min(limits.max_input_tokens, limits.max_total_tokens - max_new_tokens)

@@ -49,6 +49,27 @@ class RegenerateRequest(BaseModel):
     parameters: ChatParameters = Field(default_factory=ChatParameters)
 
 
+class EditRequest(BaseModel):
+    """Edit and resend a user message: a new version of it (a branch) whose answer streams back."""
+
+    model_config = ConfigDict(extra="forbid")
+    content: NfcStr = Field(default="", max_length=100_000)
+    image_ids: list[ObjectIdText] | None = Field(default=None, max_length=16,
+                                                 description="omitted: the edited message's images")
+    parameters: ChatParameters = Field(default_factory=ChatParameters)
+
+
+class ContinueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parameters: ChatParameters = Field(default_factory=ChatParameters,
+                                       description="unset sampling fields keep the answer's own")
+
+
+class BranchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: ObjectIdText = Field(description="any message of the branch to show")
+
+
 class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rating: Literal[1, -1] = Field(description="1 (good) or -1 (bad)")

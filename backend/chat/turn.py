@@ -33,6 +33,7 @@ class TurnRequest:
     top_p: float | None
     seed: int | None = None
     stop: tuple[str, ...] = ()  # the caller's own, on top of the template's
+    answer_prefix: str = ""  # continue: the saved part of the answer, which the model goes on from
 
 
 @dataclass
@@ -58,7 +59,7 @@ async def model_turn(model: ModelClient, request: TurnRequest, outcome: TurnOutc
     plan = await build_prompt(
         template=template, history=request.history, question=request.question, images=request.image_uris,
         limits=ModelLimits(info.max_input_tokens, info.max_total_tokens, info.image_prefix_tokens),
-        max_new_tokens=request.max_new_tokens, count=model.count_tokens,
+        max_new_tokens=request.max_new_tokens, count=model.count_tokens, answer_prefix=request.answer_prefix,
     )
     outcome.prompt_tokens = plan.input_tokens
     stops = tuple(dict.fromkeys([*request.stop, *template.stop]))[:MAX_STOP]

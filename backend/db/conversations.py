@@ -25,7 +25,7 @@ def new_conversation(*, user_id: ObjectId, title: str, model: dict[str, Any] | N
     """The stored shape of a new conversation (`title_keys`: the search index of its title)."""
     now = utcnow()
     return {"_id": ObjectId(), "user_id": user_id, "title": title, "title_keys": search_keys(title),
-            "created_at": now, "updated_at": now, "model": model, "message_count": 0}
+            "created_at": now, "updated_at": now, "model": model, "message_count": 0, "current_leaf_id": None}
 
 
 async def create_conversation(
@@ -129,15 +129,28 @@ async def release(*, db: Db, conversation_id: ObjectId, message_id: ObjectId) ->
 
 
 async def touch_conversation(
-    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, added_messages: int = 0, title: str | None = None
+    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, added_messages: int = 0, title: str | None = None,
+    leaf_id: ObjectId | None = None,
 ) -> None:
     """Move a conversation to the top of the list (new message) and count its messages; with
-    `title`, rename it in the same write (a new conversation titled from its first message)."""
+    `title`, rename it in the same write (a new conversation titled from its first message); with
+    `leaf_id`, show the branch that ends there (a new answer)."""
     changes: dict[str, Any] = {"updated_at": utcnow()}
     if title is not None:
         changes.update(title=title, title_keys=search_keys(title))
+    if leaf_id is not None:
+        changes["current_leaf_id"] = leaf_id
     await db.conversations.update_one(
         {"_id": conversation_id, "user_id": user_id}, {"$set": changes, "$inc": {"message_count": added_messages}},
+    )
+
+
+async def set_leaf(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, leaf_id: ObjectId | None,
+                   removed_messages: int = 0) -> None:
+    """Show another branch (switch, or a deleted subtree), without moving it in the list."""
+    await db.conversations.update_one(
+        {"_id": conversation_id, "user_id": user_id},
+        {"$set": {"current_leaf_id": leaf_id}, "$inc": {"message_count": -removed_messages}},
     )
 
 

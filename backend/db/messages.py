@@ -15,7 +15,7 @@ from bson import ObjectId
 
 from backend.core.clock import utcnow
 from backend.db.client import Db
-from backend.db.models import Alternative, MessageDoc, MessageRole, MessageStatus
+from backend.db.models import MessageDoc, MessageRole, MessageStatus
 from backend.db.search_keys import keys as search_keys
 
 _OLDEST_FIRST = [("created_at", 1), ("_id", 1)]
@@ -26,11 +26,13 @@ _NO_KEYS = {"search_keys": 0}  # the search index's keys stay in the database: n
 def new_message(
     *, conversation_id: ObjectId, user_id: ObjectId, role: MessageRole, content: str,
     status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (), message_id: ObjectId | None = None,
+    parent_id: ObjectId | None = None,
 ) -> MessageDoc:
     now = utcnow()
     doc = MessageDoc(
         _id=message_id or ObjectId(), conversation_id=conversation_id, user_id=user_id, role=role,
         content=content, status=status, image_ids=list(image_ids), created_at=now, updated_at=now,
+        parent_id=parent_id,
     )
     doc["search_keys"] = search_keys(content)
     return doc
@@ -46,8 +48,8 @@ def new_job(doc: MessageDoc, *, worker_id: str, lease_s: float, parameters: dict
 
 
 def attempt_of(doc: MessageDoc) -> int:
-    """Which answer of this message it is (documents from before the field: one per alternative)."""
-    return doc.get("attempt", len(doc.get("alternatives", [])))
+    """The first number of the message's event ids (migration 0006 kept it for older answers)."""
+    return doc.get("attempt", 0)
 
 
 async def insert_messages(*, db: Db, docs: Sequence[MessageDoc]) -> None:
@@ -56,11 +58,11 @@ async def insert_messages(*, db: Db, docs: Sequence[MessageDoc]) -> None:
 
 async def create_message(
     *, db: Db, conversation_id: ObjectId, user_id: ObjectId, role: MessageRole, content: str,
-    status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (),
+    status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (), parent_id: ObjectId | None = None,
 ) -> MessageDoc:
     """One finished message (imports, seeding); the chat stores its pairs with `insert_messages`."""
     doc = new_message(conversation_id=conversation_id, user_id=user_id, role=role, content=content, status=status,
-                      image_ids=image_ids)
+                      image_ids=image_ids, parent_id=parent_id)
     await insert_messages(db=db, docs=[doc])
     return doc
 
@@ -85,24 +87,22 @@ async def set_fields(*, db: Db, user_id: ObjectId, message_id: ObjectId, changes
     return result.matched_count == 1
 
 
-async def restart_job(
+async def continue_job(
     *, db: Db, message: MessageDoc, worker_id: str, lease_s: float, parameters: dict[str, Any],
-    alternative: Alternative,
 ) -> MessageDoc | None:
-    """Regenerate: the finished answer becomes an alternative and the message a new job (None if it
-    changed meanwhile, e.g. another worker regenerated it first)."""
-    job: dict[str, Any] = {"content": "", "search_keys": []}
+    """Continue: an answer that ended on `length` becomes this worker's job again, its text kept
+    (the job appends to it). None if it changed meanwhile (already continued, deleted)."""
+    job: dict[str, Any] = {}
     new_job(cast(MessageDoc, job), worker_id=worker_id, lease_s=lease_s, parameters=parameters,
-            attempt=attempt_of(message) + 1)
-    job.update(prompt_tokens=None, time_to_first_token_ms=None, duration_ms=None, updated_at=utcnow())
-    # The conversation's claim already keeps a second answer out; the status check is the last guard.
+            attempt=attempt_of(message))
+    job.update(generated_tokens=message.get("generated_tokens", 0), updated_at=utcnow())
     result = await db.messages.update_one(
-        {"_id": message["_id"], "user_id": message["user_id"], "status": {"$ne": "streaming"}},
-        {"$set": job, "$push": {"alternatives": alternative}},
+        {"_id": message["_id"], "user_id": message["user_id"], "status": "complete", "finish_reason": "length"},
+        {"$set": job},
     )
     if result.modified_count != 1:
         return None
-    return cast(MessageDoc, {**message, **job, "alternatives": [*message.get("alternatives", []), alternative]})
+    return cast(MessageDoc, {**message, **job})
 
 
 async def save_progress(
@@ -197,8 +197,40 @@ async def count_recent_user_messages(
 
 
 async def delete_messages(*, db: Db, user_id: ObjectId, message_ids: list[ObjectId]) -> None:
-    """Take back a pair stored for an answer that was then refused (rate limit, unknown image)."""
+    """Take back a pair stored for an answer that was then refused (rate limit, unknown image), or
+    delete a subtree of the conversation tree with the feedback on it."""
     await db.messages.delete_many({"_id": {"$in": message_ids}, "user_id": user_id})
+    await db.feedback.delete_many({"message_id": {"$in": message_ids}, "user_id": user_id})
+
+
+async def tree_nodes(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> list[dict[str, Any]]:
+    """Every message's id, parent and time (no text): the whole tree in one read of index
+    `conversation_user_created`, walked in memory by backend/db/tree.py."""
+    cursor = db.messages.find({"conversation_id": conversation_id, "user_id": user_id},
+                              {"_id": 1, "parent_id": 1, "created_at": 1, "status": 1})
+    return await cursor.to_list(length=None)
+
+
+async def get_messages(*, db: Db, user_id: ObjectId, message_ids: Sequence[ObjectId]) -> list[MessageDoc]:
+    """These messages, in the order of `message_ids` (a branch's path)."""
+    # By `_id` alone (the embedded database plans an index only when it holds every filtered field);
+    # the owner is checked here.
+    docs = await db.messages.find({"_id": {"$in": list(message_ids)}}, _NO_KEYS).to_list(length=None)
+    by_id = {d["_id"]: d for d in docs if d["user_id"] == user_id}
+    return cast(list[MessageDoc], [by_id[i] for i in message_ids if i in by_id])
+
+
+async def siblings_of(*, db: Db, message: MessageDoc) -> list[dict[str, Any]]:
+    """The message and its siblings (ids and times), by index `conversation_parent`."""
+    cursor = db.messages.find({"conversation_id": message["conversation_id"], "user_id": message["user_id"],
+                               "parent_id": message.get("parent_id")}, {"_id": 1, "parent_id": 1, "created_at": 1})
+    return await cursor.to_list(length=None)
+
+
+async def has_children(*, db: Db, message: MessageDoc) -> bool:
+    found = await db.messages.find_one({"conversation_id": message["conversation_id"],
+                                        "user_id": message["user_id"], "parent_id": message["_id"]}, {"_id": 1})
+    return found is not None
 
 
 async def count_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> int:

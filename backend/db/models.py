@@ -44,19 +44,8 @@ class ConversationDoc(TypedDict):
     # The assistant message being generated in it, if any: one answer at a time, across workers.
     active_message_id: NotRequired[ObjectId | None]
     title_keys: NotRequired[list[str]]  # search index of the title (backend/db/search_keys.py)
-
-
-class Alternative(TypedDict):
-    """An earlier answer to the same question, kept when it is regenerated."""
-
-    content: str
-    status: MessageStatus
-    finish_reason: str | None
-    generated_tokens: int | None
-    feedback: dict[str, Any] | None
-    parameters: dict[str, Any] | None
-    error: str | None
-    created_at: dt.datetime
+    # The last message of the branch shown (and continued by the next message): backend/db/tree.py.
+    current_leaf_id: NotRequired[ObjectId | None]
 
 
 class MessageDoc(TypedDict):
@@ -69,8 +58,10 @@ class MessageDoc(TypedDict):
     image_ids: list[ObjectId]
     created_at: dt.datetime
     updated_at: dt.datetime
+    # The message it follows (None: a first user message); siblings share it (backend/db/tree.py).
+    parent_id: NotRequired[ObjectId | None]
     # Assistant messages: the generation and its job.
-    attempt: NotRequired[int]  # bumped by regenerate; event ids are "<attempt>-<characters>"
+    attempt: NotRequired[int]  # event ids are "<attempt>-<characters>"; kept from before the tree
     parameters: NotRequired[dict[str, Any]]
     worker_id: NotRequired[str | None]
     lease_until: NotRequired[dt.datetime | None]
@@ -83,7 +74,6 @@ class MessageDoc(TypedDict):
     duration_ms: NotRequired[float | None]
     error: NotRequired[str | None]
     feedback: NotRequired[dict[str, Any] | None]
-    alternatives: NotRequired[list[Alternative]]
 
 
 class ImageDoc(TypedDict):

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.chat.schemas import MessageCreate
 from backend.core.text import Title
@@ -33,10 +33,12 @@ class ConversationPublic(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     model: dict[str, Any] | None = None
-    message_count: int = 0
+    message_count: int = Field(default=0, description="messages stored, in every branch")
+    current_leaf_id: str | None = Field(default=None, description="the last message of the branch shown")
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> ConversationPublic:
+        leaf = doc.get("current_leaf_id")
         return cls(
             id=str(doc["_id"]),
             title=doc["title"],
@@ -44,6 +46,7 @@ class ConversationPublic(BaseModel):
             updated_at=doc["updated_at"],
             model=public_value(doc.get("model")),
             message_count=doc.get("message_count", 0),
+            current_leaf_id=None if leaf is None else str(leaf),
         )
 
 
@@ -62,9 +65,22 @@ MESSAGE_EXTRA_FIELDS: set[str] = {
     "duration_ms",
     "feedback",
     "error",
-    "alternatives",
     "model",
 }
+
+
+class SiblingsPublic(BaseModel):
+    """The message among its siblings (the versions of one message: edits, regenerated answers),
+    oldest first: `index` is 1-based, as a switcher shows it ("2 / 3")."""
+
+    index: int
+    count: int
+    ids: list[str]
+
+    @classmethod
+    def from_tree(cls, siblings: Any) -> SiblingsPublic:
+        """From backend.db.tree.Siblings (duck-typed: schemas stay below the database layer)."""
+        return cls(index=siblings.index, count=siblings.count, ids=[str(i) for i in siblings.ids])
 
 
 class MessagePublic(BaseModel):
@@ -76,13 +92,18 @@ class MessagePublic(BaseModel):
     status: str
     image_ids: list[str]
     created_at: dt.datetime
+    parent_id: str | None = Field(default=None, description="the message it follows; null for a first message")
+    siblings: SiblingsPublic | None = Field(default=None, description="in listings and GET /messages/{id}")
 
     @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> MessagePublic:
+    def from_doc(cls, doc: Mapping[str, Any], siblings: Any = None) -> MessagePublic:
         extra = {k: public_value(doc[k]) for k in MESSAGE_EXTRA_FIELDS if doc.get(k) is not None}
+        parent = doc.get("parent_id")
         return cls(
             id=str(doc["_id"]),
             conversation_id=str(doc["conversation_id"]),
+            parent_id=None if parent is None else str(parent),
+            siblings=None if siblings is None else SiblingsPublic.from_tree(siblings),
             role=doc["role"],
             content=doc["content"],
             status=doc["status"],

@@ -17,11 +17,11 @@ import itertools
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from bson import ObjectId
 
-from backend.chat.events import StreamEvent, parse_event_id
+from backend.chat.events import Position, StreamEvent, parse_event_id
 from backend.chat.follow import Follower
 from backend.chat.jobs import Job, JobRunner
 from backend.chat.model_client import ModelClient
@@ -35,7 +35,8 @@ from backend.db import images as images_repo
 from backend.db import messages as messages_repo
 from backend.db.client import Db
 from backend.db.ids import parse_id
-from backend.db.models import Alternative, ConversationDoc, MessageDoc
+from backend.db.models import ConversationDoc, MessageDoc
+from backend.db.tree import Tree
 from backend.services import images as images_service
 from kovr.settings import Settings
 
@@ -63,6 +64,7 @@ class Sent:
     user_message: MessageDoc | None
     assistant_message: MessageDoc
     job: Job
+    after: Position | None = None  # continue: the stream starts after the text already saved
 
 
 # -- lookups ---------------------------------------------------------------------------------
@@ -81,11 +83,6 @@ async def owned_message(db: Db, *, user_id: ObjectId, message_id: str | ObjectId
     if doc is None or (answer and doc["role"] != "assistant"):
         raise AppError("message_not_found")
     return doc
-
-
-async def is_latest(db: Db, message: MessageDoc) -> bool:
-    """Whether nothing was said after it (only the latest answer can be regenerated)."""
-    return await messages_repo.is_latest(db=db, user_id=message["user_id"], message=message)
 
 
 def clean_content(content: str, settings: Settings, has_images: bool) -> str:
@@ -171,82 +168,187 @@ async def start_conversation(
     return conversation, sent
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """One answer to start: where it hangs in the tree and what its prompt is made of."""
+
+    conversation: ConversationDoc
+    question: MessageDoc  # the user message answered (new, or already stored)
+    assistant: MessageDoc  # a new job, or the continued message
+    new_docs: list[MessageDoc]  # stored when the answer starts, taken back if it is refused
+    parameters: dict[str, Any]
+    continued: bool = False  # continue: the message exists, it becomes a job again
+    new_question: bool = False  # counts against the user's message rate
+
+
 async def send_message(
     chat: ChatServices, db: Db, *, user_id: ObjectId, conversation: ConversationDoc, content: str,
     image_ids: list[str], params: ChatParameters,
 ) -> Sent:
-    settings = chat.settings
-    ids = _image_ids(image_ids, settings)
-    text = clean_content(content, settings, bool(ids))
-    parameters = _parameters(params, settings)
-    user_message = messages_repo.new_message(conversation_id=conversation["_id"], user_id=user_id, role="user",
-                                             content=text, image_ids=ids)
-    assistant = messages_repo.new_message(conversation_id=conversation["_id"], user_id=user_id,
-                                          role="assistant", content="")
-    messages_repo.new_job(assistant, worker_id=chat.runner.worker_id, lease_s=settings.chat_lease_s,
-                          parameters=parameters, attempt=0)
-    await _claim(chat, db, conversation, assistant["_id"], "generation_in_progress")
-    # One round trip of concurrent work before the answer starts: the pair is stored while the rate
-    # check and the history read run (both leave the new pair out), and taken back if either refuses.
-    new_ids = (user_message["_id"], assistant["_id"])
-    results = await asyncio.gather(
-        messages_repo.insert_messages(db=db, docs=[user_message, assistant]),
-        _check_rate(db, user_id, settings, until=user_message["created_at"]),
-        images_service.owned_images(db=db, user_id=user_id, image_ids=ids),
-        messages_repo.latest_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
-                                      limit=HISTORY_LIMIT + len(new_ids)),
-        return_exceptions=True,
-    )
-    stored, _, image_docs, thread = results
-    try:
-        failed = next((r for r in results if isinstance(r, BaseException)), None)
-        if failed is not None:
-            raise failed
-        assert isinstance(image_docs, list) and isinstance(thread, list)
-        thread = [m for m in thread if m["_id"] not in new_ids][-HISTORY_LIMIT:]
-        request = _turn_request(_exchanges(thread), text, await images_service.model_data_uris(image_docs),
-                                parameters)
-    except BaseException:
-        if not isinstance(stored, BaseException):
-            await messages_repo.delete_messages(db=db, user_id=user_id, message_ids=list(new_ids))
-        await conversations_repo.release(db=db, conversation_id=conversation["_id"], message_id=assistant["_id"])
-        raise
-    job = chat.runner.start(assistant, request)
-    await asyncio.gather(
-        images_repo.attach_images(db=db, user_id=user_id, image_ids=ids, conversation_id=conversation["_id"]),
-        _after_send(db, user_id, conversation, text),
-    )
-    return Sent(user_message, assistant, job)
+    """A new message at the end of the shown branch, and its answer."""
+    parent = await _shown_leaf(db, conversation)
+    return await _new_question(chat, db, conversation=conversation, parent_id=parent, content=content,
+                               image_ids=_image_ids(image_ids, chat.settings), params=params)
+
+
+async def edit_message(
+    chat: ChatServices, db: Db, *, user_id: ObjectId, message_id: str, content: str,
+    image_ids: list[str] | None, params: ChatParameters,
+) -> Sent:
+    """Edit and resend: a new sibling of a user message (a new branch) and its answer; the old
+    branch stays. Without `image_ids` the edited message keeps the original's images."""
+    message = await owned_message(db, user_id=user_id, message_id=message_id)
+    if message["role"] != "user":
+        raise AppError("not_editable")
+    conversation = await owned_conversation(db, user_id=user_id, conversation_id=message["conversation_id"])
+    ids = message["image_ids"] if image_ids is None else _image_ids(image_ids, chat.settings)
+    return await _new_question(chat, db, conversation=conversation, parent_id=message.get("parent_id"),
+                               content=content, image_ids=ids, params=params)
+
+
+async def _new_question(
+    chat: ChatServices, db: Db, *, conversation: ConversationDoc, parent_id: ObjectId | None, content: str,
+    image_ids: list[ObjectId], params: ChatParameters,
+) -> Sent:
+    text = clean_content(content, chat.settings, bool(image_ids))
+    question = messages_repo.new_message(conversation_id=conversation["_id"], user_id=conversation["user_id"],
+                                         role="user", content=text, image_ids=image_ids, parent_id=parent_id)
+    assistant = _new_answer(conversation, question)
+    return await _start_answer(chat, db, _Answer(conversation, question, assistant, [question, assistant],
+                                                 _parameters(params, chat.settings), new_question=True))
 
 
 async def regenerate(
     chat: ChatServices, db: Db, *, user_id: ObjectId, message_id: str, params: ChatParameters
 ) -> Sent:
-    """Answer the same question again; the previous answer moves into `alternatives`."""
+    """Answer the same question again: a new sibling of the answer, shown from now on."""
     message = await owned_message(db, user_id=user_id, message_id=message_id, answer=True)
-    if message["status"] == "streaming":
+    parent_id = message.get("parent_id")
+    if message["status"] == "streaming" or parent_id is None:
         raise AppError("not_regenerable")
+    question = await owned_message(db, user_id=user_id, message_id=parent_id)
     conversation = await owned_conversation(db, user_id=user_id, conversation_id=message["conversation_id"])
-    parameters = _parameters(params, chat.settings)
-    await _claim(chat, db, conversation, message["_id"], "not_regenerable")
+    assistant = _new_answer(conversation, question)
+    return await _start_answer(chat, db, _Answer(conversation, question, assistant, [assistant],
+                                                 _parameters(params, chat.settings)))
+
+
+async def continue_answer(
+    chat: ChatServices, db: Db, *, user_id: ObjectId, message_id: str, params: ChatParameters
+) -> Sent:
+    """Go on from an answer that ended on `length`, in the same message. Only a branch's last
+    message: text that later messages were answered to is not changed under them."""
+    message = await owned_message(db, user_id=user_id, message_id=message_id, answer=True)
+    parent_id = message.get("parent_id")
+    if (message["status"] != "complete" or message.get("finish_reason") != "length" or parent_id is None
+            or await messages_repo.has_children(db=db, message=message)):
+        raise AppError("not_continuable")
+    question = await owned_message(db, user_id=user_id, message_id=parent_id)
+    conversation = await owned_conversation(db, user_id=user_id, conversation_id=message["conversation_id"])
+    stored = message.get("parameters") or {}
+    parameters = _parameters(params.model_copy(update={  # unset fields keep the answer's own sampling
+        k: stored.get(k) for k in ("temperature", "top_p", "seed") if getattr(params, k) is None}), chat.settings)
+    return await _start_answer(chat, db, _Answer(conversation, question, message, [], parameters, continued=True))
+
+
+def _new_answer(conversation: ConversationDoc, question: MessageDoc) -> MessageDoc:
+    return messages_repo.new_message(conversation_id=conversation["_id"], user_id=conversation["user_id"],
+                                     role="assistant", content="", parent_id=question["_id"])
+
+
+async def _start_answer(chat: ChatServices, db: Db, answer: _Answer) -> Sent:
+    """The one way an answer starts (send, edit, regenerate, continue): claim the conversation,
+    store the new messages (or make the continued one a job), build the request from the path
+    root → question, start the job, show its branch. Anything refused before the job starts is
+    taken back, so nothing half-made is left."""
+    conversation, assistant = answer.conversation, answer.assistant
+    if not answer.continued:
+        messages_repo.new_job(assistant, worker_id=chat.runner.worker_id, lease_s=chat.settings.chat_lease_s,
+                              parameters=answer.parameters, attempt=0)
+    await _claim(chat, db, conversation, assistant["_id"], "generation_in_progress")
+    # One round trip of concurrent work: the messages are stored while the rate check and the
+    # history read run (neither sees the new messages), and taken back if any of it refuses.
+    results = await asyncio.gather(
+        _store(chat, db, answer), _check_rate(db, conversation["user_id"], chat.settings,
+                                              until=answer.question["created_at"], skip=not answer.new_question),
+        _request(db, answer), return_exceptions=True)
+    stored, _, request = results
     try:
-        thread = await messages_repo.latest_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
-                                                     limit=HISTORY_LIMIT)
-        if len(thread) < 2 or thread[-1]["_id"] != message["_id"] or thread[-2]["role"] != "user":
-            raise AppError("not_regenerable")
-        question = thread[-2]
-        image_docs = await images_service.owned_images(db=db, user_id=user_id, image_ids=question["image_ids"])
-        request = _turn_request(_exchanges(thread[:-2]), question["content"],
-                                await images_service.model_data_uris(image_docs), parameters)
-        updated = await messages_repo.restart_job(
-            db=db, message=message, worker_id=chat.runner.worker_id, lease_s=chat.settings.chat_lease_s,
-            parameters=parameters, alternative=_as_alternative(message))
-        if updated is None:
-            raise AppError("not_regenerable")
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
+        assert isinstance(stored, dict) and isinstance(request, TurnRequest)
     except BaseException:
-        await conversations_repo.release(db=db, conversation_id=conversation["_id"], message_id=message["_id"])
+        await _take_back(chat, db, answer, stored_ok=not isinstance(stored, BaseException))
         raise
-    return Sent(None, updated, chat.runner.start(updated, request))
+    job = chat.runner.start(cast(MessageDoc, stored), request)
+    await asyncio.gather(
+        images_repo.attach_images(db=db, user_id=conversation["user_id"], image_ids=answer.question["image_ids"],
+                                  conversation_id=conversation["_id"]),
+        _after_start(db, answer))
+    after = Position(job.attempt, len(assistant["content"])) if answer.continued else None
+    return Sent(answer.question if answer.new_question else None, cast(MessageDoc, stored), job, after)
+
+
+async def _store(chat: ChatServices, db: Db, answer: _Answer) -> MessageDoc:
+    if not answer.continued:
+        await messages_repo.insert_messages(db=db, docs=answer.new_docs)
+        return answer.assistant
+    job = await messages_repo.continue_job(db=db, message=answer.assistant, worker_id=chat.runner.worker_id,
+                                           lease_s=chat.settings.chat_lease_s, parameters=answer.parameters)
+    if job is None:
+        raise AppError("not_continuable")
+    return job
+
+
+async def _take_back(chat: ChatServices, db: Db, answer: _Answer, *, stored_ok: bool) -> None:
+    user_id, message_id = answer.conversation["user_id"], answer.assistant["_id"]
+    if stored_ok and answer.continued:  # back to the answer it was, text untouched
+        await messages_repo.finish_job(db=db, message_id=message_id, worker_id=chat.runner.worker_id,
+                                       changes={"status": "complete", "finish_reason": "length"})
+    elif stored_ok:
+        await messages_repo.delete_messages(db=db, user_id=user_id, message_ids=[d["_id"] for d in answer.new_docs])
+    await conversations_repo.release(db=db, conversation_id=answer.conversation["_id"], message_id=message_id)
+
+
+async def _request(db: Db, answer: _Answer) -> TurnRequest:
+    """The model request: the path root → the question's parent as history (trimmed later by
+    `build_prompt`), the question with its images, and for continue the saved text."""
+    question, user_id = answer.question, answer.conversation["user_id"]
+    history, image_docs = await asyncio.gather(
+        branch_messages(db, conversation=answer.conversation, leaf_id=question.get("parent_id"),
+                        limit=HISTORY_LIMIT),
+        images_service.owned_images(db=db, user_id=user_id, image_ids=question["image_ids"]))
+    parameters = answer.parameters
+    return TurnRequest(history=_exchanges(history), question=question["content"],
+                       image_uris=await images_service.model_data_uris(image_docs),
+                       max_new_tokens=parameters["max_new_tokens"], temperature=parameters["temperature"],
+                       top_p=parameters["top_p"], seed=parameters["seed"],
+                       answer_prefix=answer.assistant["content"] if answer.continued else "")
+
+
+async def branch_messages(
+    db: Db, *, conversation: ConversationDoc, leaf_id: ObjectId | None, limit: int | None = None,
+) -> list[MessageDoc]:
+    """The messages of the path root → `leaf_id` (the newest `limit` of them), oldest first."""
+    if leaf_id is None:
+        return []
+    tree = Tree(await messages_repo.tree_nodes(db=db, user_id=conversation["user_id"],
+                                               conversation_id=conversation["_id"]))
+    ids = tree.path(leaf_id)
+    return await messages_repo.get_messages(db=db, user_id=conversation["user_id"],
+                                            message_ids=ids[-limit:] if limit else ids)
+
+
+async def _shown_leaf(db: Db, conversation: ConversationDoc) -> ObjectId | None:
+    """Where a new message goes: the shown branch's last message (the newest message for a
+    conversation stored before the tree had a leaf)."""
+    leaf = conversation.get("current_leaf_id")
+    if leaf is not None or not conversation.get("message_count"):
+        return leaf
+    newest = await messages_repo.latest_messages(db=db, user_id=conversation["user_id"],
+                                                 conversation_id=conversation["_id"], limit=1)
+    return newest[0]["_id"] if newest else None
 
 
 async def stop(chat: ChatServices, db: Db, *, user_id: ObjectId, message_id: str) -> MessageDoc:
@@ -289,8 +391,8 @@ async def events(
 
 
 def listen(sent: Sent) -> AsyncIterator[StreamEvent]:
-    """The events of an answer just started on this worker."""
-    return sent.job.listen(None)
+    """The events of an answer just started on this worker (for continue: only the new text)."""
+    return sent.job.listen(sent.after)
 
 
 async def finished_answer(db: Db, sent: Sent) -> MessageDoc:
@@ -314,6 +416,38 @@ async def delete_conversation(chat: ChatServices, db: Db, *, user_id: ObjectId, 
     await conversations_repo.delete_conversation(db=db, user_id=user_id, conversation_id=conversation["_id"])
 
 
+async def delete_message(chat: ChatServices, db: Db, *, user_id: ObjectId, message_id: str) -> ConversationDoc:
+    """Delete a message with everything below it (feedback too; images stay with the conversation,
+    another branch may show them). Refused while an answer in it streams; the shown branch moves
+    to the newest remaining sibling's leaf, or to the parent."""
+    message = await owned_message(db, user_id=user_id, message_id=message_id)
+    conversation = await owned_conversation(db, user_id=user_id, conversation_id=message["conversation_id"])
+    nodes = await messages_repo.tree_nodes(db=db, user_id=user_id, conversation_id=conversation["_id"])
+    tree = Tree(nodes)
+    doomed = tree.subtree(message["_id"])
+    await _refuse_if_streaming(db, conversation, {d["_id"] for d in nodes if d.get("status") == "streaming"},
+                               set(doomed))
+    leaf = tree.shown_leaf(conversation.get("current_leaf_id"))
+    if leaf in doomed:
+        leaf = tree.leaf_after_delete(message["_id"])
+    await messages_repo.delete_messages(db=db, user_id=user_id, message_ids=doomed)
+    await conversations_repo.set_leaf(db=db, user_id=user_id, conversation_id=conversation["_id"], leaf_id=leaf,
+                                      removed_messages=len(doomed))
+    return await owned_conversation(db, user_id=user_id, conversation_id=conversation["_id"])
+
+
+async def _refuse_if_streaming(db: Db, conversation: ConversationDoc, streaming: set[ObjectId],
+                               doomed: set[ObjectId]) -> None:
+    """409 while an answer in `doomed` runs; one whose worker died is settled first, and a claim
+    on a message about to be deleted is given back (it would hold the conversation for a lease)."""
+    for message_id in streaming & doomed:
+        if not await messages_repo.settle_if_expired(db=db, message_id=message_id):
+            raise AppError("message_streaming")
+    active = conversation.get("active_message_id")
+    if active in doomed:
+        await conversations_repo.release(db=db, conversation_id=conversation["_id"], message_id=active)
+
+
 async def give_feedback(
     db: Db, *, user_id: ObjectId, message_id: str, rating: int, comment: str | None
 ) -> MessageDoc:
@@ -323,18 +457,14 @@ async def give_feedback(
 
 
 # -- helpers ---------------------------------------------------------------------------------
-async def _check_rate(db: Db, user_id: ObjectId, settings: Settings, until: dt.datetime | None = None) -> None:
+async def _check_rate(db: Db, user_id: ObjectId, settings: Settings, until: dt.datetime | None = None,
+                      skip: bool = False) -> None:
+    if skip:  # regenerate and continue ask nothing new
+        return
     since = utcnow() - dt.timedelta(minutes=1)
     recent = await messages_repo.count_recent_user_messages(db=db, user_id=user_id, since=since, until=until)
     if recent >= settings.chat_rate_limit:
         raise AppError("chat_rate_limited")
-
-
-def _turn_request(history: list[Exchange], question: str, image_uris: list[str],
-                  parameters: dict[str, Any]) -> TurnRequest:
-    return TurnRequest(history=history, question=question, image_uris=image_uris,
-                       max_new_tokens=parameters["max_new_tokens"], temperature=parameters["temperature"],
-                       top_p=parameters["top_p"], seed=parameters["seed"])
 
 
 def _exchanges(thread: list[MessageDoc]) -> list[Exchange]:
@@ -348,21 +478,16 @@ def _exchanges(thread: list[MessageDoc]) -> list[Exchange]:
     return pairs
 
 
-def _as_alternative(message: MessageDoc) -> Alternative:
-    return Alternative(
-        content=message["content"], status=message["status"], finish_reason=message.get("finish_reason"),
-        generated_tokens=message.get("generated_tokens"), feedback=message.get("feedback"),
-        parameters=message.get("parameters"), error=message.get("error"),
-        created_at=message.get("updated_at") or message["created_at"],
-    )
-
-
-async def _after_send(db: Db, user_id: ObjectId, conversation: ConversationDoc, text: str) -> None:
-    """Title a new conversation from its first message; move it to the top of the list (one write)."""
-    title = None
-    if not conversation.get("message_count", 0) and conversation.get("title") in DEFAULT_TITLES:
+async def _after_start(db: Db, answer: _Answer) -> None:
+    """Show the new answer's branch, count the new messages, move the conversation to the top of
+    the list, and title a new conversation from its first message (one write)."""
+    conversation, title = answer.conversation, None
+    text = answer.question["content"]
+    if (answer.new_question and not conversation.get("message_count", 0)
+            and conversation.get("title") in DEFAULT_TITLES):
         first_line = (text.splitlines() or ["이미지"])[0].strip() or "이미지"
         title = first_line if len(first_line) <= TITLE_CHARS else first_line[: TITLE_CHARS - 1] + "…"
         conversation["title"] = title
-    await conversations_repo.touch_conversation(db=db, user_id=user_id, conversation_id=conversation["_id"],
-                                                added_messages=2, title=title)
+    await conversations_repo.touch_conversation(
+        db=db, user_id=conversation["user_id"], conversation_id=conversation["_id"],
+        added_messages=len(answer.new_docs), title=title, leaf_id=answer.assistant["_id"])

@@ -84,6 +84,14 @@
     });
   }
 
+  // The message list is replaced (branch switch, edit, regenerate, continue, delete): streams of
+  // the articles going away are closed without re-rendering; the new list attaches its own.
+  function detachAll() {
+    streams.forEach((source) => source.close());
+    streams.clear();
+    updateBusy();
+  }
+
   function attachAll(root) {
     if (root.matches && root.matches("[data-stream-url]")) attach(root);
     root.querySelectorAll && root.querySelectorAll("[data-stream-url]").forEach(attach);
@@ -196,13 +204,43 @@
     form.addEventListener("htmx:afterRequest", (event) => {
       if (event.detail.elt === form && event.detail.successful) {
         resetComposer(form);
-        // Only the newest answer can be regenerated.
-        const answers = document.querySelectorAll("article.msg.assistant");
-        answers.forEach((a, i) => { if (i < answers.length - 1) a.querySelector("[data-action=regenerate]")?.remove(); });
+        // The last answer of the branch is the only one that may continue.
+        document.querySelectorAll("article.msg [data-action=continue]").forEach((b) => b.remove());
         scrollToEnd(true);
       }
     });
     if (window.matchMedia("(min-width: 801px)").matches) text.focus();
+  }
+
+  // ---------- edit a sent message (a new branch) ----------
+  function openEdit(article) {
+    const form = $(".edit-form", article);
+    if (!form) return;
+    article.classList.add("editing");
+    form.hidden = false;
+    const input = $(".edit-input", form);
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+    autoGrow(input);
+  }
+
+  function closeEdit(article) {
+    const form = $(".edit-form", article);
+    if (!form) return;
+    article.classList.remove("editing");
+    form.hidden = true;
+    const input = $(".edit-input", form);
+    input.value = input.defaultValue;
+  }
+
+  function onEditKey(event) {
+    const input = event.target;
+    if (event.key === "Escape") { closeEdit(input.closest("article")); return; }
+    if (event.key !== "Enter" || event.shiftKey) return;
+    // As in the composer: Enter that confirms a Hangul syllable (IME composition) never submits.
+    if (event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    if (input.value.trim() !== "" && streams.size === 0) input.form.requestSubmit();
   }
 
   // ---------- page-wide clicks ----------
@@ -252,11 +290,14 @@
     const action = target.dataset.action;
     if (action === "copy") copy(target);
     else if (action === "stop") stopGeneration(target);
+    else if (action === "edit") openEdit(target.closest("article"));
+    else if (action === "cancel-edit") closeEdit(target.closest("article"));
     else if (action === "toggle-sidebar") setSidebar(!document.body.classList.contains("sidebar-open"));
     else if (action === "close-sidebar") setSidebar(false);
   });
 
   document.addEventListener("keydown", (event) => {
+    if (event.target.matches && event.target.matches(".edit-input")) { onEditKey(event); return; }
     if (event.key !== "Escape") return;
     if (document.body.classList.contains("sidebar-open")) setSidebar(false);
     const rename = event.target.closest && event.target.closest(".rename-form");
@@ -272,6 +313,17 @@
     toast(message);
   });
   document.addEventListener("htmx:sendError", () => toast(say("error_network")));
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const target = event.detail.target;
+    if (target && target.id === "messages" && event.detail.requestConfig?.elt?.id !== "composer"
+        && event.detail.xhr.status < 400) detachAll();
+  });
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target && event.detail.target.id === "messages" && $("#messages [data-stream-url]")) scrollToEnd(true);
+  });
+  document.addEventListener("input", (event) => {
+    if (event.target.matches && event.target.matches(".edit-input")) autoGrow(event.target);
+  });
 
   function start() {
     const form = $("#composer");

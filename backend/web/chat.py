@@ -34,9 +34,9 @@ async def _chat_page(request: Request, db: DbDep, user: dict[str, Any], locale: 
     sidebar = await conversations_service.list_conversations(db, user_id=user["_id"], limit=SIDEBAR_LIMIT)
     messages: list[dict[str, Any]] = []
     if conversation is not None:
-        docs = await conversations_service.recent_messages(db, user_id=user["_id"], conversation=conversation,
-                                                           limit=PAGE_MESSAGES)
-        messages = message_views(docs, locale)
+        shown = await conversations_service.recent_messages(db, user_id=user["_id"], conversation=conversation,
+                                                            limit=PAGE_MESSAGES)
+        messages = message_views(shown, locale)
     current = conversation_view(conversation) if conversation else None
     return render(
         request, "chat.html", user=user_view(user), conversations=[conversation_view(d) for d in sidebar.items],
@@ -54,11 +54,18 @@ async def new_chat(request: Request, db: DbDep, user: OptionalUser, locale: Loca
 
 @router.get("/c/{conversation_id}")
 async def open_chat(conversation_id: str, request: Request, db: DbDep, user: OptionalUser,
-                    locale: LocaleDep) -> Response:
+                    locale: LocaleDep, m: Annotated[str, Query(max_length=24)] = "") -> Response:
+    """The conversation's shown branch; with `?m=<message id>` (a link to one message, e.g. one
+    a search found in another branch) the branch through that message is shown first."""
     if user is None:
         return to_login(request)
     try:
-        conversation = await chat_service.owned_conversation(db, user_id=user["_id"], conversation_id=conversation_id)
+        if m:
+            conversation = await conversations_service.show_branch(db, user_id=user["_id"], message_id=m,
+                                                                   conversation_id=conversation_id)
+        else:
+            conversation = await chat_service.owned_conversation(db, user_id=user["_id"],
+                                                                 conversation_id=conversation_id)
     except AppError:
         return RedirectResponse("/chat", status_code=303)
     return await _chat_page(request, db, user, locale, conversation)
@@ -84,8 +91,7 @@ async def send(
         assert started is not None
         sent = started
     assert sent.user_message is not None
-    views = [message_view(sent.user_message, is_last=False, locale=locale),
-             message_view(sent.assistant_message, is_last=True, locale=locale)]
+    views = [message_view(sent.user_message, locale=locale), message_view(sent.assistant_message, locale=locale)]
     created = not conversation_id
     response = render(request, "partials/sent.html", sent_messages=views, new_conversation=created,
                       conversation=conversation_view(conversation))
@@ -100,9 +106,17 @@ async def message_fragment(message_id: str, request: Request, db: DbDep, user: O
     """One message rendered (Markdown on the server): swapped in when its stream ends."""
     if user is None:
         return to_login(request)
-    message = await chat_service.owned_message(db, user_id=user["_id"], message_id=message_id)
-    is_last = await chat_service.is_latest(db, message)
-    return render(request, "partials/message.html", m=message_view(message, is_last=is_last, locale=locale))
+    shown = await conversations_service.message_with_siblings(db, user_id=user["_id"], message_id=message_id)
+    return render(request, "partials/message.html", m=message_view(shown.doc, locale=locale, siblings=shown.siblings))
+
+
+async def _shown_branch(request: Request, db: DbDep, user: dict[str, Any], locale: str,
+                        conversation_id: Any) -> Response:
+    """The inside of #messages after the branch changed (switch, edit, regenerate, continue, delete)."""
+    conversation = await chat_service.owned_conversation(db, user_id=user["_id"], conversation_id=conversation_id)
+    shown = await conversations_service.recent_messages(db, user_id=user["_id"], conversation=conversation,
+                                                        limit=PAGE_MESSAGES)
+    return render(request, "partials/messages.html", messages=message_views(shown, locale))
 
 
 @router.post("/m/{message_id}/regenerate")
@@ -112,8 +126,45 @@ async def regenerate(message_id: str, request: Request, db: DbDep, chat: ChatDep
         return to_login(request)
     sent = await chat_service.regenerate(chat, db, user_id=user["_id"], message_id=message_id,
                                          params=answer_style_parameters(user))
-    return render(request, "partials/message.html", m=message_view(sent.assistant_message, is_last=True,
-                                                                    locale=locale))
+    return await _shown_branch(request, db, user, locale, sent.assistant_message["conversation_id"])
+
+
+@router.post("/m/{message_id}/edit")
+async def edit(message_id: str, request: Request, db: DbDep, chat: ChatDep, user: OptionalUser, locale: LocaleDep,
+               content: Annotated[str, Form(max_length=100_000)] = "") -> Response:
+    if user is None:
+        return to_login(request)
+    sent = await chat_service.edit_message(chat, db, user_id=user["_id"], message_id=message_id, content=content,
+                                           image_ids=None, params=answer_style_parameters(user))
+    return await _shown_branch(request, db, user, locale, sent.assistant_message["conversation_id"])
+
+
+@router.post("/m/{message_id}/continue")
+async def continue_answer(message_id: str, request: Request, db: DbDep, chat: ChatDep, user: OptionalUser,
+                          locale: LocaleDep) -> Response:
+    if user is None:
+        return to_login(request)
+    sent = await chat_service.continue_answer(chat, db, user_id=user["_id"], message_id=message_id,
+                                              params=answer_style_parameters(user))
+    return await _shown_branch(request, db, user, locale, sent.assistant_message["conversation_id"])
+
+
+@router.post("/m/{message_id}/show")
+async def show(message_id: str, request: Request, db: DbDep, user: OptionalUser, locale: LocaleDep) -> Response:
+    """The switcher: show the branch through this message."""
+    if user is None:
+        return to_login(request)
+    conversation = await conversations_service.show_branch(db, user_id=user["_id"], message_id=message_id)
+    return await _shown_branch(request, db, user, locale, conversation["_id"])
+
+
+@router.delete("/m/{message_id}")
+async def delete_message(message_id: str, request: Request, db: DbDep, chat: ChatDep, user: OptionalUser,
+                         locale: LocaleDep) -> Response:
+    if user is None:
+        return to_login(request)
+    conversation = await chat_service.delete_message(chat, db, user_id=user["_id"], message_id=message_id)
+    return await _shown_branch(request, db, user, locale, conversation["_id"])
 
 
 @router.post("/m/{message_id}/feedback")

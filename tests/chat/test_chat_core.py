@@ -224,9 +224,10 @@ def test_an_answer_whose_worker_died_is_settled_with_its_text_and_can_be_regener
     orphan = {"_id": orphan_id, "conversation_id": conversation_id, "user_id": user_id, "role": "assistant",
               "content": "안녕하세요! 저는", "status": "streaming", "image_ids": [],
               "created_at": now + dt.timedelta(milliseconds=1), "updated_at": now, "attempt": 0,
-              "worker_id": "gone:1:dead", "lease_until": now + dt.timedelta(seconds=1), "stop_requested": False}
+              "parent_id": question["_id"], "worker_id": "gone:1:dead", "lease_until": now + dt.timedelta(seconds=1), "stop_requested": False}
     db.messages.insert_many([question, orphan])
-    db.conversations.update_one({"_id": conversation_id}, {"$set": {"active_message_id": orphan_id}})
+    db.conversations.update_one({"_id": conversation_id},
+                                {"$set": {"active_message_id": orphan_id, "current_leaf_id": orphan_id}})
     # While the lease runs, it is someone's answer: a new message must wait.
     busy = account.client.post(f"/api/v1/conversations/{conversation}/messages", json={"content": "또"})
     assert busy.status_code == 409
@@ -237,14 +238,15 @@ def test_an_answer_whose_worker_died_is_settled_with_its_text_and_can_be_regener
     assert events[-1].event == "error" and events[-1].data["code"] == "interrupted"
     settled = account.client.get(f"/api/v1/messages/{orphan_id}").json()
     assert settled["status"] == "interrupted" and settled["content"] == "안녕하세요! 저는"
-    # Stop says so plainly; regenerate works on it.
+    # Stop says so plainly; regenerate answers its question again (a sibling: the failed one stays).
     assert account.client.post(f"/api/v1/messages/{orphan_id}/stop").status_code == 409
     with account.client.stream("POST", f"/api/v1/messages/{orphan_id}/regenerate",
                                json={"parameters": {"temperature": 0}}) as response:
         again = list(SseReader(response))
     assert again[-1].event == "done"
-    regenerated = account.client.get(f"/api/v1/messages/{orphan_id}").json()
-    assert regenerated["alternatives"][0]["status"] == "interrupted"
+    assert account.client.get(f"/api/v1/messages/{orphan_id}").json()["status"] == "interrupted"
+    shown = account.messages(conversation)
+    assert shown[-1]["id"] == again[-1].data["message_id"] and shown[-1]["siblings"]["count"] == 2
 
 
 def test_the_sweep_settles_a_dead_workers_answer_without_a_listener(app_url: str, db: Any) -> None:

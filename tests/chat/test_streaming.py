@@ -143,7 +143,7 @@ def test_stop_keeps_what_was_generated(app_url: str, slow_stream: StreamKnobs) -
     assert again.status_code == 409 and again.json()["error"]["code"] == "not_streaming"
 
 
-def test_regenerate_keeps_the_previous_answer_as_alternative(app_url: str) -> None:
+def test_regenerate_adds_a_sibling_answer_and_keeps_the_previous_one(app_url: str) -> None:
     account = sign_up(app_url)
     conversation = account.conversation()
     first = joined_tokens(stream_message(account, conversation, QA[0][0], parameters={"temperature": 0}))
@@ -153,13 +153,15 @@ def test_regenerate_keeps_the_previous_answer_as_alternative(app_url: str) -> No
         assert response.status_code == 200
         events = list(SseReader(response))
     assert events[-1].event == "done"
-    assert events[-1].id is not None and events[-1].id.startswith("1-")  # a new attempt, new ids
     messages = account.messages(conversation)
-    assert len(messages) == 2
+    assert len(messages) == 2  # the shown branch: the question and the new answer
     answer = messages[1]
-    assert answer["id"] == message_id and answer["content"] == joined_tokens(events)
-    assert [alt["content"] for alt in answer["alternatives"]] == [first]
-    # Only the last answer can be regenerated; a user message cannot.
+    assert answer["id"] != message_id and answer["content"] == joined_tokens(events)
+    assert events[-1].data["message_id"] == answer["id"]
+    assert answer["parent_id"] == messages[0]["id"]
+    assert answer["siblings"] == {"index": 2, "count": 2, "ids": [message_id, answer["id"]]}
+    assert account.client.get(f"/api/v1/messages/{message_id}").json()["content"] == first
+    # A user message cannot be regenerated.
     refused = account.client.post(f"/api/v1/messages/{messages[0]['id']}/regenerate")
     assert refused.status_code == 404
 

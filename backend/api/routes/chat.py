@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from backend.chat.schemas import MessageCreate
 from backend.http.deps import ChatDep, CurrentUser, DbDep, LocaleDep
@@ -42,4 +43,4 @@ async def answer_response(
 ) -> Any:
     if stream:
         return event_stream(chat_service.listen(sent), locale=locale, keepalive_s=chat.settings.chat_keepalive_s)
-    return MessagePublic.from_doc(await chat_service.finished_answer(db, sent))
+    return JSONResponse(MessagePublic.from_doc(await chat_service.finished_answer(db, sent)).model_dump(mode="json"))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from backend.api.routes.chat import STREAM_DOC
-from backend.chat.schemas import ChatParameters
+from backend.chat.schemas import BranchRequest, ChatParameters
 from backend.core.text import SEARCH_MAX_CHARS
 from backend.http.deps import ChatDep, CurrentUser, DbDep, LocaleDep, SettingsDep
 from backend.http.sse import event_stream
@@ -95,7 +95,7 @@ async def delete_conversation(conversation_id: str, user: CurrentUser, db: DbDep
                **error_responses(401, 404)},
 )
 async def export_conversation(conversation_id: str, user: CurrentUser, db: DbDep, locale: LocaleDep) -> Response:
-    """Download the conversation as Markdown (titles, times in UTC, every message; images by count)."""
+    """Download the conversation's shown branch as Markdown (title, times in UTC; images by count)."""
     text, headers = await conversations_service.export_markdown(db, user_id=user["_id"],
                                                                 conversation_id=conversation_id, locale=locale)
     return Response(text, media_type="text/markdown; charset=utf-8", headers=headers)
@@ -106,7 +106,18 @@ async def list_messages(
     conversation_id: str, user: CurrentUser, db: DbDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100, cursor: Cursor = None,
 ) -> MessagePage:
-    """Oldest first; pass `next_cursor` back as `cursor` for the following messages."""
+    """The shown branch (root → current_leaf_id), oldest first, each message with `parent_id` and
+    its `siblings`; pass `next_cursor` back as `cursor` for the following messages."""
     page = await conversations_service.list_messages(db, user_id=user["_id"], conversation_id=conversation_id,
                                                      limit=limit, cursor=cursor)
-    return MessagePage(items=[MessagePublic.from_doc(d) for d in page.items], next_cursor=page.next_cursor)
+    return MessagePage(items=[MessagePublic.from_doc(s.doc, s.siblings) for s in page.items],
+                       next_cursor=page.next_cursor)
+
+
+@router.post("/{conversation_id}/branch", response_model=ConversationPublic,
+             responses=error_responses(401, 404, 422))
+async def switch_branch(conversation_id: str, body: BranchRequest, user: CurrentUser, db: DbDep) -> ConversationPublic:
+    """Show the branch through `message_id`: `current_leaf_id` becomes the newest leaf under it
+    (following the newest child). The next message continues that branch."""
+    return ConversationPublic.from_doc(await conversations_service.show_branch(
+        db, user_id=user["_id"], message_id=body.message_id, conversation_id=conversation_id))

@@ -149,3 +149,80 @@ async def test_search_keys_are_backfilled_on_old_data_once(fresh_db: Db) -> None
         found = await conv_repo.list_conversations(db=fresh_db, user_id=user, limit=5, containing=q)
         assert [c["_id"] for c in found] == [conv], q
     assert (await apply_migrations(fresh_db)).applied == []
+
+
+async def test_message_tree_converts_old_conversations_once(fresh_db: Db) -> None:
+    """0006 on conversations stored the old way (linear, answers with `alternatives`): parents by
+    time, each alternative a sibling answer with its fields and rating, the current answers shown;
+    a second run (also one cut short) changes nothing."""
+    import importlib
+
+    from backend.db.tree import Tree
+
+    await apply_migrations(fresh_db, migrations=[m for m in discover() if m.name < "0006"])
+    user, conv, empty = ObjectId(), ObjectId(), ObjectId()
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    at = [t0 + dt.timedelta(minutes=i) for i in range(10)]
+    await fresh_db.conversations.insert_many([
+        {"_id": c, "user_id": user, "title": "예전 대화", "created_at": t0, "updated_at": t0, "model": None,
+         "message_count": 4} for c in (conv, empty)])
+    q0, a0, q1, a1 = ObjectId(), ObjectId(), ObjectId(), ObjectId()
+
+    def message(_id: ObjectId, role: str, content: str, when: dt.datetime, **extra: Any) -> dict[str, Any]:
+        return {"_id": _id, "conversation_id": conv, "user_id": user, "role": role, "content": content,
+                "status": "complete", "image_ids": [], "created_at": when, "updated_at": when, **extra}
+
+    alternatives = [
+        {"content": "첫 답", "status": "complete", "finish_reason": "eos_token", "generated_tokens": 3,
+         "feedback": {"rating": 1, "comment": "좋아요"}, "parameters": {"temperature": 0.0}, "error": None,
+         "created_at": at[2]},
+        {"content": "둘째 답", "status": "stopped", "finish_reason": "stopped", "generated_tokens": 2,
+         "feedback": None, "parameters": {"temperature": 1.0}, "error": None, "created_at": at[3]},
+    ]
+    await fresh_db.messages.insert_many([
+        message(q0, "user", "질문 하나", at[0]),
+        message(a0, "assistant", "셋째 답", at[1], attempt=2, alternatives=alternatives, feedback=None),
+        message(q1, "user", "질문 둘", at[4]),
+        message(a1, "assistant", "답 둘", at[5]),
+    ])
+    # The rating given to the first answer before it was regenerated, stored under the message's id.
+    await fresh_db.feedback.insert_one({"message_id": a0, "user_id": user, "conversation_id": conv, "rating": 1,
+                                        "comment": "좋아요", "content": "첫 답", "created_at": at[2]})
+
+    report = await apply_migrations(fresh_db)
+    assert "0006_message_tree" in report.applied
+
+    async def snapshot() -> list[dict[str, Any]]:
+        docs = await fresh_db.messages.find({"conversation_id": conv}, {"search_keys": 0}).to_list(None)
+        return sorted(docs, key=lambda d: (d["created_at"], d["_id"]))
+
+    docs = await snapshot()
+    by_id = {d["_id"]: d for d in docs}
+    assert len(docs) == 6 and all("alternatives" not in d for d in docs)
+    assert [by_id[i]["parent_id"] for i in (q0, a0, q1, a1)] == [None, q0, a0, q1]
+    assert by_id[a0]["attempt"] == 2 and by_id[a0]["content"] == "셋째 답"
+    siblings = [d for d in docs if d["parent_id"] == q0]
+    assert [d["content"] for d in siblings] == ["셋째 답", "첫 답", "둘째 답"]
+    first, second = siblings[1], siblings[2]
+    assert first["status"] == "complete" and first["feedback"] == {"rating": 1, "comment": "좋아요"}
+    assert first["parameters"] == {"temperature": 0.0} and first["created_at"] == at[2]
+    assert second["status"] == "stopped" and second["finish_reason"] == "stopped"
+    assert second["role"] == "assistant" and second["user_id"] == user and second["conversation_id"] == conv
+    # The rating moved to the answer it was given to.
+    ratings = await fresh_db.feedback.find({"conversation_id": conv}).to_list(None)
+    assert [(r["message_id"], r["rating"]) for r in ratings] == [(first["_id"], 1)]
+    # The conversation shows what it showed before: the newest answers.
+    stored = await fresh_db.conversations.find_one({"_id": conv})
+    assert stored is not None and stored["current_leaf_id"] == a1
+    assert Tree(docs).path(a1) == [q0, a0, q1, a1]
+    assert (await fresh_db.conversations.find_one({"_id": empty}) or {})["current_leaf_id"] is None
+    assert "conversation_parent" in await fresh_db.messages.index_information()
+
+    # Again, in full and as if cut short before the conversation was marked: the same documents.
+    module = importlib.import_module("migrations.0006_message_tree")
+    await module.up(fresh_db)
+    await fresh_db.conversations.update_one({"_id": conv}, {"$unset": {"current_leaf_id": ""}})
+    await module.up(fresh_db)
+    assert await snapshot() == docs
+    assert (await fresh_db.conversations.find_one({"_id": conv}) or {})["current_leaf_id"] == a1
+    assert await fresh_db.feedback.count_documents({"conversation_id": conv}) == 1

@@ -7,6 +7,7 @@ Writes use `update_one` (no document comes back) unless the caller needs the res
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any, cast
@@ -198,9 +199,14 @@ async def count_recent_user_messages(
 
 async def delete_messages(*, db: Db, user_id: ObjectId, message_ids: list[ObjectId]) -> None:
     """Take back a pair stored for an answer that was then refused (rate limit, unknown image), or
-    delete a subtree of the conversation tree with the feedback on it."""
-    await db.messages.delete_many({"_id": {"$in": message_ids}, "user_id": user_id})
-    await db.feedback.delete_many({"message_id": {"$in": message_ids}, "user_id": user_id})
+    delete a subtree of the conversation tree with the feedback on it.
+
+    The ids come from this owner's own reads (the pair just built, `tree_nodes` of the owner's
+    conversation): the filter is `_id` alone, a point lookup per id on the embedded database,
+    which scans for `_id` with any other field. Feedback goes one rating at a time: an `$in` on
+    index `message_user_unique` is a scan there too, and a subtree is a handful of messages."""
+    await db.messages.delete_many({"_id": {"$in": message_ids}})
+    await asyncio.gather(*(db.feedback.delete_one({"message_id": i, "user_id": user_id}) for i in message_ids))
 
 
 async def tree_nodes(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> list[dict[str, Any]]:

@@ -97,6 +97,13 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
                                               until=dt.datetime.now(dt.UTC))
     await msg_repo.latest_messages(db=db, user_id=uid, conversation_id=conv["_id"], limit=402)
     await msg_repo.insert_messages(db=db, docs=[answer])
+    # the tree: the shown branch, siblings, a switch, a deleted subtree
+    await msg_repo.tree_nodes(db=db, user_id=uid, conversation_id=conv["_id"])
+    await msg_repo.get_messages(db=db, user_id=uid, message_ids=[answer["_id"]])
+    await msg_repo.siblings_of(db=db, message=answer)
+    await msg_repo.has_children(db=db, message=answer)
+    await conv_repo.set_leaf(db=db, user_id=uid, conversation_id=conv["_id"], leaf_id=answer["_id"])
+    await msg_repo.delete_messages(db=db, user_id=uid, message_ids=[ObjectId()])
     await conv_repo.touch_conversation(db=db, user_id=uid, conversation_id=conv["_id"], added_messages=2, title="t")
     await msg_repo.save_progress(db=db, message_id=answer["_id"], worker_id="w1", content="안녕", generated_tokens=1,
                                  lease_until=dt.datetime.now(dt.UTC))
@@ -124,4 +131,4 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
             if "COLLSCAN" in stages:
                 scans.append((coll, query, stages))
     assert checked >= 10
-    assert scans == []
+    assert scans == [], scans

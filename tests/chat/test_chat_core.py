@@ -224,7 +224,8 @@ def test_an_answer_whose_worker_died_is_settled_with_its_text_and_can_be_regener
     orphan = {"_id": orphan_id, "conversation_id": conversation_id, "user_id": user_id, "role": "assistant",
               "content": "안녕하세요! 저는", "status": "streaming", "image_ids": [],
               "created_at": now + dt.timedelta(milliseconds=1), "updated_at": now, "attempt": 0,
-              "parent_id": question["_id"], "worker_id": "gone:1:dead", "lease_until": now + dt.timedelta(seconds=1), "stop_requested": False}
+              "parent_id": question["_id"], "worker_id": "gone:1:dead", "lease_until": now + dt.timedelta(seconds=1),
+              "stop_requested": False}
     db.messages.insert_many([question, orphan])
     db.conversations.update_one({"_id": conversation_id},
                                 {"$set": {"active_message_id": orphan_id, "current_leaf_id": orphan_id}})

@@ -231,7 +231,7 @@ def test_chat_in_the_browser(browser: Any, app_url: str, slow_stream: StreamKnob
     assert page.locator("article.msg.assistant .content.markdown").last.inner_text() == answer
 
     page.get_by_role("button", name="다시 생성").click()
-    page.locator("details.alternatives summary", has_text="이전 답변 (1)").wait_for(timeout=60_000)
+    page.locator("article.msg.assistant .switcher-count", has_text="2 / 2").wait_for(timeout=60_000)
     page.locator("article.msg.assistant .msg-body > .content.markdown").wait_for(timeout=60_000)  # new one done
     assert page.locator("article.msg.assistant").count() == 1
 

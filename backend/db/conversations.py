@@ -71,31 +71,38 @@ async def _search(
     lookups = lookup_keys(needle)
     if not lookups:
         return []
-    ids = await _conversations_containing(db, user_id, needle, lookups)
-    docs = await db.conversations.find({"_id": {"$in": list(ids)}}, _NO_KEYS).to_list(length=None)
+    hits = await _conversations_containing(db, user_id, needle, lookups)
+    docs = await db.conversations.find({"_id": {"$in": list(hits)}}, _NO_KEYS).to_list(length=None)
+    for doc in docs:  # the page links to the message found (it may be on a branch not shown)
+        doc["search_hit_id"] = hits.get(doc["_id"])
     docs = [d for d in docs if d["user_id"] == user_id
             and (before is None or (as_utc(d["updated_at"]), d["_id"]) < (as_utc(before[0]), before[1]))]
     docs.sort(key=lambda d: (as_utc(d["updated_at"]), d["_id"]), reverse=True)
     return cast(list[ConversationDoc], docs[:limit])
 
 
-async def _conversations_containing(db: Db, user_id: ObjectId, needle: str, lookups: list[str]) -> set[ObjectId]:
+async def _conversations_containing(
+    db: Db, user_id: ObjectId, needle: str, lookups: list[str],
+) -> dict[ObjectId, ObjectId | None]:
+    """Conversation id → a message that contains the text (None when the title does)."""
     def hits(key: str) -> Any:  # newest first within a key: the index ends in _id descending
         return db.messages.find({"user_id": user_id, "search_keys": key}, {"conversation_id": 1}).limit(
             SEARCH_MESSAGE_HITS).to_list(length=SEARCH_MESSAGE_HITS)
 
     titles_cursor = db.conversations.find({"user_id": user_id, "title_keys": lookups[0]}, {"title": 1})
     *per_key, titles = await asyncio.gather(*(hits(k) for k in lookups), titles_cursor.to_list(length=None))
-    found = {d["_id"] for d in titles if needle in normalise(d["title"])}
+    found: dict[ObjectId, ObjectId | None] = {d["_id"]: None for d in titles if needle in normalise(d["title"])}
     if len(needle) <= 2:  # the key is the query itself: every hit contains it, no text to check
-        found.update(d["conversation_id"] for d in per_key[0])
+        for hit in per_key[0]:  # newest first: the newest hit of a conversation is kept
+            found.setdefault(hit["conversation_id"], hit["_id"])
         return found
     candidates = set.intersection(*({d["_id"] for d in docs} for docs in per_key))
     if candidates:
         messages = db.messages.find({"_id": {"$in": list(candidates)}}, {"conversation_id": 1, "content": 1,
                                                                          "user_id": 1})
-        found.update([m["conversation_id"] async for m in messages
-                      if m["user_id"] == user_id and needle in normalise(m["content"])])
+        async for m in messages:
+            if m["user_id"] == user_id and needle in normalise(m["content"]):
+                found.setdefault(m["conversation_id"], m["_id"])
     return found
 
 

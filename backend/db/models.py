@@ -46,6 +46,7 @@ class ConversationDoc(TypedDict):
     title_keys: NotRequired[list[str]]  # search index of the title (backend/db/search_keys.py)
     # The last message of the branch shown (and continued by the next message): backend/db/tree.py.
     current_leaf_id: NotRequired[ObjectId | None]
+    search_hit_id: NotRequired[ObjectId | None]  # not stored: the message a search found in it
 
 
 class MessageDoc(TypedDict):

@@ -16,6 +16,7 @@ from backend.db import conversations as conversations_repo
 from backend.db import messages as messages_repo
 from backend.db.client import Db
 from backend.db.cursor import InvalidCursor, decode_cursor, encode_cursor
+from backend.db.ids import parse_id
 from backend.db.models import ConversationDoc, MessageDoc
 from backend.db.tree import Siblings, Tree
 from backend.services.chat import owned_conversation, owned_message
@@ -118,6 +119,18 @@ async def show_branch(
     await conversations_repo.set_leaf(db=db, user_id=user_id, conversation_id=conversation["_id"], leaf_id=leaf)
     conversation["current_leaf_id"] = leaf
     return conversation
+
+
+async def reveal_message(db: Db, *, user_id: ObjectId, conversation_id: str, message_id: str) -> None:
+    """A link to one message (a search hit): its branch is shown, unless it already is."""
+    conversation = await owned_conversation(db, user_id=user_id, conversation_id=conversation_id)
+    tree = await _tree(db, conversation)
+    message = parse_id(message_id)
+    if message is None or message not in tree:
+        raise AppError("message_not_found")
+    if message not in tree.path(tree.shown_leaf(conversation.get("current_leaf_id"))):
+        await conversations_repo.set_leaf(db=db, user_id=user_id, conversation_id=conversation["_id"],
+                                          leaf_id=tree.newest_leaf(message))
 
 
 async def message_with_siblings(db: Db, *, user_id: ObjectId, message_id: str) -> Shown:

@@ -55,17 +55,16 @@ async def new_chat(request: Request, db: DbDep, user: OptionalUser, locale: Loca
 @router.get("/c/{conversation_id}")
 async def open_chat(conversation_id: str, request: Request, db: DbDep, user: OptionalUser,
                     locale: LocaleDep, m: Annotated[str, Query(max_length=24)] = "") -> Response:
-    """The conversation's shown branch; with `?m=<message id>` (a link to one message, e.g. one
-    a search found in another branch) the branch through that message is shown first."""
+    """The conversation's shown branch; `?m=<message id>` (a link to one message, e.g. one a
+    search found on another branch) shows the branch through that message first."""
     if user is None:
         return to_login(request)
     try:
-        if m:
-            conversation = await conversations_service.show_branch(db, user_id=user["_id"], message_id=m,
-                                                                   conversation_id=conversation_id)
-        else:
-            conversation = await chat_service.owned_conversation(db, user_id=user["_id"],
-                                                                 conversation_id=conversation_id)
+        if m:  # then the plain address, so a reload does not switch back after another switch
+            await conversations_service.reveal_message(db, user_id=user["_id"], conversation_id=conversation_id,
+                                                       message_id=m)
+            return RedirectResponse(f"/c/{conversation_id}", status_code=303)
+        conversation = await chat_service.owned_conversation(db, user_id=user["_id"], conversation_id=conversation_id)
     except AppError:
         return RedirectResponse("/chat", status_code=303)
     return await _chat_page(request, db, user, locale, conversation)

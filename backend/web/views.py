@@ -9,7 +9,8 @@ from backend.core.i18n import message_for
 
 
 def conversation_view(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": str(doc["_id"]), "title": doc["title"]}
+    hit = doc.get("search_hit_id")  # a search result opens on the branch of the message it found
+    return {"id": str(doc["_id"]), "title": doc["title"], "href": f"/c/{doc['_id']}" + (f"?m={hit}" if hit else "")}
 
 
 def message_view(doc: Mapping[str, Any], *, locale: str, siblings: Any = None) -> dict[str, Any]:

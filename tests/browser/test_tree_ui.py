@@ -1,11 +1,12 @@
 """The conversation tree in a real browser: 계속 on a length-ended answer, edit a sent message
 inline (Enter during Hangul composition never submits), the ‹ 1 / 2 › switcher, regenerate as a
-new version, delete a message, the English labels, phone width. Screenshots go to
+new version, delete a message, a search hit on another branch, the English labels, phone width. Screenshots go to
 test-artifacts/ and /tmp/shots-tree/."""
 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,13 @@ def _continue_a_cut_off_answer(page: Any, account: Account, conversation: str, a
     last = page.locator(f"#m-{before['id']}")
     _shot(page, artifacts, "continue-button")
     last.get_by_role("button", name="계속").click()
-    page.locator(f"#m-{before['id']} .msg-body > .content.markdown").wait_for(timeout=60_000)
-    page.wait_for_function(f"() => !document.querySelector('#m-{before['id']}[data-stream-url]')")
-    after = _saved(account, conversation)[-1]
+    deadline = time.monotonic() + 60
+    while (after := _saved(account, conversation)[-1])["status"] == "streaming" or after["content"] == before["content"]:
+        assert time.monotonic() < deadline, "the continued answer did not finish"
+        time.sleep(0.2)
+    # The page shows the whole answer, rendered, once its stream ended.
+    page.wait_for_function("([id, n]) => { const c = document.querySelector(`#m-${id} .msg-body > .content.markdown`);"
+                           " return c && c.textContent.trim().length > n; }", arg=[before["id"], len(before["content"])])
     assert after["id"] == before["id"] and after["content"].startswith(before["content"])
     assert len(after["content"]) > len(before["content"])
     assert len(_saved(account, conversation)) == 4  # the same message grew: nothing was added
@@ -87,6 +92,18 @@ def _switch_back_and_forth(page: Any, base: str, conversation: str, old_question
     page.locator("article.msg.user .switcher-count", has_text="2 / 2").wait_for()
 
 
+def _search_opens_the_branch_of_the_hit(page: Any, base: str, conversation: str, old_question: str) -> None:
+    """The old question is on the branch not shown: the search result opens that branch."""
+    page.locator("#conversation-search").fill("무엇을 만들었나요")
+    link = page.locator(f"#conv-{conversation} a.conv-link[href*='?m=']")
+    link.wait_for()
+    link.click()
+    page.wait_for_url(f"{base}/c/{conversation}")
+    page.locator(f"#m-{old_question} .switcher-count", has_text="1 / 2").wait_for()
+    page.locator(f"#m-{old_question}").get_by_role("button", name="다음 버전").click()
+    page.locator("article.msg.user .switcher-count", has_text="2 / 2").wait_for()
+
+
 def _regenerate_then_delete(page: Any, account: Account, conversation: str) -> None:
     first_answer = page.locator("article.msg.assistant").first
     first_answer.get_by_role("button", name="다시 생성").click()
@@ -116,6 +133,7 @@ def test_tree_in_the_browser(browser: Any, app_url: str, artifacts_dir: Path) ->
     _continue_a_cut_off_answer(page, account, conversation, artifacts_dir)
     old_question = _edit_with_ime_safe_enter(page, account, conversation, artifacts_dir)
     _switch_back_and_forth(page, app_url, conversation, old_question)
+    _search_opens_the_branch_of_the_hit(page, app_url, conversation, old_question)
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state(),
                                 locale="ko-KR", is_mobile=True, has_touch=True)

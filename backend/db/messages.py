@@ -162,29 +162,12 @@ async def expired_jobs(*, db: Db, limit: int = 100) -> list[MessageDoc]:
     return cast(list[MessageDoc], await cursor.to_list(length=limit))
 
 
-async def list_messages(
-    *, db: Db, user_id: ObjectId, conversation_id: ObjectId, limit: int,
-    after: tuple[dt.datetime, ObjectId] | None = None,
-) -> list[MessageDoc]:
-    """Oldest first; `after` is the (created_at, _id) of the last item of the previous page."""
-    query: dict[str, Any] = {"conversation_id": conversation_id, "user_id": user_id}
-    if after is not None:
-        at, last_id = after
-        query["$or"] = [{"created_at": {"$gt": at}}, {"created_at": at, "_id": {"$gt": last_id}}]
-    docs = await db.messages.find(query, _NO_KEYS).sort(_OLDEST_FIRST).limit(limit).to_list(length=limit)
-    return cast(list[MessageDoc], docs)
-
-
 async def latest_messages(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, limit: int) -> list[MessageDoc]:
-    """The newest `limit` messages, returned oldest first (a prompt's history, a page's tail)."""
+    """The newest `limit` messages, returned oldest first (the newest message of a conversation
+    stored before it had a `current_leaf_id`)."""
     docs = await db.messages.find({"conversation_id": conversation_id, "user_id": user_id}, _NO_KEYS).sort(
         _NEWEST_FIRST).limit(limit).to_list(length=limit)
     return cast(list[MessageDoc], docs[::-1])
-
-
-async def is_latest(*, db: Db, user_id: ObjectId, message: MessageDoc) -> bool:
-    newest = await latest_messages(db=db, user_id=user_id, conversation_id=message["conversation_id"], limit=1)
-    return bool(newest) and newest[0]["_id"] == message["_id"]
 
 
 async def count_recent_user_messages(

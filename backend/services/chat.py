@@ -385,9 +385,17 @@ async def events(
     position = parse_event_id(last_event_id)
     message = await owned_message(db, user_id=user_id, message_id=message_id, answer=True)
     job = chat.runner.get(message["_id"])
-    if job is not None and job.attempt == messages_repo.attempt_of(message):
+    if job is not None and _is_current(job, message):
         return job.listen(position)
     return chat.follower.follow(message, position)
+
+
+def _is_current(job: Job, message: MessageDoc) -> bool:
+    """Whether this worker's job in memory is the message's current run: a run that finished here
+    moments ago is not, once the answer was continued (on any worker) and streams again or grew."""
+    if job.attempt != messages_repo.attempt_of(message):
+        return False
+    return job.terminal is None or (message["status"] != "streaming" and len(job.text) >= len(message["content"]))
 
 
 def listen(sent: Sent) -> AsyncIterator[StreamEvent]:

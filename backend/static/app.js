@@ -204,6 +204,7 @@
     form.addEventListener("htmx:afterRequest", (event) => {
       if (event.detail.elt === form && event.detail.successful) {
         resetComposer(form);
+        document.getElementById("empty-state")?.remove(); // every message of the branch was deleted
         // The last answer of the branch is the only one that may continue.
         document.querySelectorAll("article.msg [data-action=continue]").forEach((b) => b.remove());
         scrollToEnd(true);

@@ -269,3 +269,19 @@ def test_tree_routes_are_documented(tree_url: str) -> None:
     schemas = json.loads(sign_up(tree_url).client.get("/openapi.json").text)["components"]["schemas"]
     assert {"parent_id", "siblings"} <= set(schemas["MessagePublic"]["properties"])
     assert "current_leaf_id" in schemas["ConversationPublic"]["properties"]
+
+
+def test_reattach_after_a_continue_on_either_worker(app_url: str) -> None:
+    """Two workers: the one that ran the first part still holds it in memory for a moment; a
+    listener there must get the continued text, not the finished first part."""
+    account = sign_up(app_url)
+    conversation = account.conversation()
+    first = stream_message(account, conversation, QA[0][0], parameters={"temperature": 0, "max_new_tokens": 6})
+    answer_id = first[-1].data["message_id"]
+    events, _ = _stream(account, f"/api/v1/messages/{answer_id}/continue", {"parameters": {"max_new_tokens": 40}})
+    added = joined_tokens(events)
+    for _ in range(2):  # a connection per request: the balancer alternates the workers
+        with account.client.stream("GET", f"/api/v1/messages/{answer_id}/events",
+                                   headers={"Last-Event-ID": first[-1].id or ""}) as response:
+            again = list(SseReader(response))
+        assert joined_tokens(again) == added and again[-1].event == "done"

@@ -59,12 +59,17 @@ async def insert_messages(*, db: Db, docs: Sequence[MessageDoc]) -> None:
 
 async def create_message(
     *, db: Db, conversation_id: ObjectId, user_id: ObjectId, role: MessageRole, content: str,
-    status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (), parent_id: ObjectId | None = None,
+    status: MessageStatus = "complete", image_ids: Sequence[ObjectId] = (),
 ) -> MessageDoc:
-    """One finished message (imports, seeding); the chat stores its pairs with `insert_messages`."""
+    """One finished message at the end of the conversation's shown branch, which it then ends
+    (imports, seeding); the chat stores its messages with `insert_messages`."""
+    conversation = await db.conversations.find_one({"_id": conversation_id, "user_id": user_id},
+                                                   {"current_leaf_id": 1})
     doc = new_message(conversation_id=conversation_id, user_id=user_id, role=role, content=content, status=status,
-                      image_ids=image_ids, parent_id=parent_id)
+                      image_ids=image_ids, parent_id=(conversation or {}).get("current_leaf_id"))
     await insert_messages(db=db, docs=[doc])
+    await db.conversations.update_one({"_id": conversation_id, "user_id": user_id},
+                                      {"$set": {"current_leaf_id": doc["_id"]}})
     return doc
 
 

@@ -25,7 +25,7 @@ async def test_crud(client: httpx.AsyncClient, live: LiveServer) -> None:
     assert default.status_code == 201 and default.json()["title"] == "새 대화"
     conv = await _create(client, unicodedata.normalize("NFD", "  오늘의 질문  "))
     assert conv["title"] == "오늘의 질문"  # NFC and trimmed
-    assert set(conv) == {"id", "title", "created_at", "updated_at", "model", "message_count"}
+    assert set(conv) == {"id", "title", "created_at", "updated_at", "model", "message_count", "current_leaf_id"}
 
     got = await client.get(f"/api/v1/conversations/{conv['id']}")
     assert got.status_code == 200 and got.json()["title"] == "오늘의 질문"

@@ -29,8 +29,10 @@ from backend.core.clock import utcnow
 from backend.core.errors import AppError
 from backend.db import conversations as conversations_repo
 from backend.db import messages as messages_repo
+from backend.db import usage as usage_repo
 from backend.db.client import Db
 from backend.db.models import MessageDoc
+from backend.db.usage import Reservation
 
 log = logging.getLogger("kovr.chat.jobs")
 
@@ -57,6 +59,7 @@ class Job:
     conversation_id: ObjectId
     user_id: ObjectId
     attempt: int
+    reservation: Reservation | None = None  # what it took from the user's daily quota (services.quota)
     text: str = ""
     terminal: StreamEvent | None = None
     stop_reason: StopReason | None = None
@@ -164,9 +167,9 @@ class JobRunner:
         job.request_stop("stopped")
         return True
 
-    def start(self, doc: MessageDoc, request: TurnRequest) -> Job:
+    def start(self, doc: MessageDoc, request: TurnRequest, reservation: Reservation | None = None) -> Job:
         """Run the answer of `doc` (already stored as this worker's job) in the background."""
-        job = Job(doc["_id"], doc["conversation_id"], doc["user_id"], messages_repo.attempt_of(doc))
+        job = Job(doc["_id"], doc["conversation_id"], doc["user_id"], messages_repo.attempt_of(doc), reservation)
         self._jobs[job.message_id] = job
         if self.stopping:
             job.request_stop("interrupted")
@@ -255,7 +258,18 @@ class JobRunner:
                                              message_id=job.message_id)
         except PyMongoError as exc:  # the lease runs out and a sweep settles it with the last saved text
             log.error("final save of answer %s failed: %s", job.message_id, type(exc).__name__)
+        await self._record_usage(job, outcome)
         job.finish(_terminal(job, outcome, changes))
+
+    async def _record_usage(self, job: Job, outcome: TurnOutcome) -> None:
+        """The model server's counts into the user's day (one atomic $inc upsert), replacing what
+        the answer reserved; an answer started without a reservation is recorded on today."""
+        reservation = job.reservation or Reservation(job.user_id, usage_repo.day_of(), 0)
+        try:
+            await usage_repo.settle(db=self.db, reservation=reservation, prompt_tokens=outcome.prompt_tokens or 0,
+                                    generated_tokens=outcome.generated_tokens)
+        except PyMongoError as exc:  # usage is bookkeeping: the answer itself is saved
+            log.warning("recording the usage of answer %s failed: %s", job.message_id, type(exc).__name__)
 
 
 def _final_changes(job: Job, outcome: TurnOutcome, error: AppError | None) -> dict[str, Any]:

@@ -25,6 +25,12 @@ TEXT: dict[str, tuple[str, str]] = {
         "이미지 저장 공간이 부족합니다: {used} / {quota} 사용 중입니다. 대화를 지우면 공간이 생깁니다.",
         "Not enough image storage: {used} of {quota} in use. Deleting conversations frees space.",
     ),
+    "daily_quota_exceeded": (
+        "오늘 사용할 수 있는 한도(메시지 수 또는 생성 토큰)를 모두 썼습니다. "
+        "한도는 {reset_kst}(한국 시간, {reset_utc})에 초기화됩니다. 약 {hours}시간 남았습니다.",
+        "You have used today's quota (messages or generated tokens). It resets at {reset_utc}, "
+        "in about {hours} hours.",
+    ),
     "not_authenticated": ("로그인이 필요합니다.", "Authentication is required."),
     "invalid_token": (
         "인증 정보가 유효하지 않거나 만료되었습니다.",

@@ -37,6 +37,7 @@ from backend.db.client import Db
 from backend.db.ids import parse_id
 from backend.db.models import Alternative, ConversationDoc, MessageDoc
 from backend.services import images as images_service
+from backend.services import quota
 from kovr.settings import Settings
 
 DEFAULT_TEMPERATURE = 0.7
@@ -195,9 +196,10 @@ async def send_message(
         images_service.owned_images(db=db, user_id=user_id, image_ids=ids),
         messages_repo.latest_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
                                       limit=HISTORY_LIMIT + len(new_ids)),
+        quota.reserve(settings, db, user_id=user_id, tokens=parameters["max_new_tokens"]),
         return_exceptions=True,
     )
-    stored, _, image_docs, thread = results
+    stored, _, image_docs, thread, reservation = results
     try:
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:
@@ -210,8 +212,10 @@ async def send_message(
         if not isinstance(stored, BaseException):
             await messages_repo.delete_messages(db=db, user_id=user_id, message_ids=list(new_ids))
         await conversations_repo.release(db=db, conversation_id=conversation["_id"], message_id=assistant["_id"])
+        await quota.release(db, reservation)
         raise
-    job = chat.runner.start(assistant, request)
+    assert not isinstance(reservation, BaseException)
+    job = chat.runner.start(assistant, request, reservation)
     await asyncio.gather(
         images_repo.attach_images(db=db, user_id=user_id, image_ids=ids, conversation_id=conversation["_id"]),
         _after_send(db, user_id, conversation, text),
@@ -229,7 +233,9 @@ async def regenerate(
     conversation = await owned_conversation(db, user_id=user_id, conversation_id=message["conversation_id"])
     parameters = _parameters(params, chat.settings)
     await _claim(chat, db, conversation, message["_id"], "not_regenerable")
+    reservation = None
     try:
+        reservation = await quota.reserve(chat.settings, db, user_id=user_id, tokens=parameters["max_new_tokens"])
         thread = await messages_repo.latest_messages(db=db, user_id=user_id, conversation_id=conversation["_id"],
                                                      limit=HISTORY_LIMIT)
         if len(thread) < 2 or thread[-1]["_id"] != message["_id"] or thread[-2]["role"] != "user":
@@ -245,8 +251,9 @@ async def regenerate(
             raise AppError("not_regenerable")
     except BaseException:
         await conversations_repo.release(db=db, conversation_id=conversation["_id"], message_id=message["_id"])
+        await quota.release(db, reservation)
         raise
-    return Sent(None, updated, chat.runner.start(updated, request))
+    return Sent(None, updated, chat.runner.start(updated, request, reservation))
 
 
 async def stop(chat: ChatServices, db: Db, *, user_id: ObjectId, message_id: str) -> MessageDoc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import datetime as dt
 import sys
 import textwrap
@@ -148,4 +149,22 @@ async def test_search_keys_are_backfilled_on_old_data_once(fresh_db: Db) -> None
     for q in ("제주도", "귤", "TRIP"):
         found = await conv_repo.list_conversations(db=fresh_db, user_id=user, limit=5, containing=q)
         assert [c["_id"] for c in found] == [conv], q
+    assert (await apply_migrations(fresh_db)).applied == []
+
+
+async def test_usage_admin_indexes_are_made_once_on_old_data(fresh_db: Db) -> None:
+    """0007 on a database from before it: usage_daily is unique per user and day (the quota's
+    conditional upsert relies on it), audit is ordered by time; a second run changes nothing."""
+    older = [m for m in discover() if m.name < "0007"]
+    await apply_migrations(fresh_db, migrations=older)
+    user = ObjectId()
+    await fresh_db.usage_daily.insert_one({"user_id": user, "day": "2026-01-01", "messages": 1})
+    report = await apply_migrations(fresh_db)
+    assert "0007_usage_admin" in report.applied
+    usage = await fresh_db.usage_daily.index_information()
+    assert usage["user_day"]["unique"] is True
+    assert "at" in await fresh_db.audit.index_information()
+    with pytest.raises(Exception, match="[Dd]uplicate"):
+        await fresh_db.usage_daily.insert_one({"user_id": user, "day": "2026-01-01", "messages": 1})
+    await importlib.import_module("migrations.0007_usage_admin").up(fresh_db)  # again, by hand
     assert (await apply_migrations(fresh_db)).applied == []

@@ -61,6 +61,7 @@ STATUS: dict[str, int] = {
     "generation_in_progress": 409,
     "not_regenerable": 409,
     "not_streaming": 409,
+    "cannot_disable_self": 409,
     "payload_too_large": 413,
     "image_too_large": 413,
     "image_too_many_pixels": 413,

@@ -65,6 +65,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "conversation_not_found": ("대화를 찾을 수 없습니다.", "Conversation not found."),
     "token_not_found": ("API 토큰을 찾을 수 없습니다.", "API token not found."),
     "user_not_found": ("사용자를 찾을 수 없습니다.", "User not found."),
+    "cannot_disable_self": ("자기 자신의 계정은 비활성화할 수 없습니다.", "You cannot disable your own account."),
     "invalid_cursor": ("페이지 커서가 올바르지 않습니다.", "The page cursor is not valid."),
     "method_not_allowed": ("허용되지 않은 메서드입니다.", "Method not allowed."),
     "payload_too_large": ("요청 본문이 너무 큽니다.", "The request body is too large."),

@@ -81,11 +81,11 @@ def test_openai_completions_get_the_openai_error_shape(quota_stack: Stack) -> No
     assert day["counted_tokens"] == day["generated_tokens"]  # every reservation settled to what was made
 
 
-def _send_concurrently(stack_: Stack, count: int, **parameters: int) -> tuple[str, list[int]]:
+def _send_concurrently(stack_: Stack, count: int) -> tuple[str, list[int]]:
     account = stack_.account()
     conversations = [account.conversation() for _ in range(count)]  # one answer at a time per conversation
     with ThreadPoolExecutor(count) as pool:
-        statuses = list(pool.map(lambda c: send(account, c, **parameters).status_code, conversations))
+        statuses = list(pool.map(lambda c: send(account, c).status_code, conversations))
     return account.user_id, statuses
 
 

@@ -83,7 +83,7 @@ async def set_disabled(db: Db, *, actor: dict[str, Any], user_id: str, disabled:
     if disabled:
         await refresh_repo.revoke_user_tokens(db=db, user_id=target["_id"])
     await audit_repo.record(db=db, actor_id=actor["_id"], action="user.disable" if disabled else "user.enable",
-                            target_id=target["_id"], details={"email": target["email"]})
+                            target_id=target["_id"], details={"email": target["email"], "by": actor["email"]})
     return await get_user(db, user_id=user_id)
 
 
@@ -92,7 +92,7 @@ async def set_quota(db: Db, *, actor: dict[str, Any], user_id: str, quota: Quota
     await users_repo.set_quota(db=db, user_id=target["_id"], messages_per_day=quota.messages_per_day,
                                tokens_per_day=quota.tokens_per_day)
     await audit_repo.record(db=db, actor_id=actor["_id"], action="user.quota", target_id=target["_id"],
-                            details={"email": target["email"], **quota.model_dump()})
+                            details={"email": target["email"], "by": actor["email"], **quota.model_dump()})
     return await get_user(db, user_id=user_id)
 
 

@@ -191,7 +191,8 @@ def test_create_user_admin_and_first_user_admin(mongo_uri: str, tmp_path: Path) 
     def create(email: str, *flags: str) -> subprocess.CompletedProcess[str]:
         return _kovr(["create-user", "--email", email, *flags, "--password-stdin"], env, tmp_path, "비밀번호-12345\n")
 
-    first, second, third = create("first@example.com"), create("second@example.com"), create("third@example.com", "--admin")
+    first, second = create("first@example.com"), create("second@example.com")
+    third = create("third@example.com", "--admin")
     assert first.returncode == second.returncode == third.returncode == 0, (first.stderr, second.stderr)
     assert "(admin)" in first.stdout and "(user)" in second.stdout and "(admin)" in third.stdout
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri)

@@ -44,8 +44,12 @@ def _shots(page: Any, artifacts: Path, name: str, locator: Any | None = None) ->
 
 
 def _log_in(browser: Any, base: str, account: Account) -> Any:
+    """A signed-in page; CSP reports and page errors collect in `page.problems` (must stay empty)."""
     context = browser.new_context(locale="ko-KR", viewport=SIZES["desktop"])
     page = context.new_page()
+    page.problems = []
+    page.on("console", lambda msg: page.problems.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda exc: page.problems.append(f"page error: {exc}"))
     page.goto(f"{base}/login")
     page.get_by_label("이메일").fill(account.email)
     page.get_by_label("비밀번호").fill(account.password)
@@ -73,6 +77,7 @@ def test_settings_shows_the_usage_chart(browser: Any, app_url: str, artifacts_di
     _shots(page, artifacts_dir, "settings-usage", usage)
     page.set_viewport_size(SIZES["phone"])
     assert chart.bounding_box()["width"] <= 390  # the chart shrinks with the page, no sideways scroll
+    assert page.problems == []
     page.context.close()
 
 
@@ -97,4 +102,5 @@ def test_admin_disables_and_enables_an_account(browser: Any, app_url: str, db: A
     assert db.users.find_one({"_id": ObjectId(victim.user_id)})["disabled"] is False
     # No button to disable oneself.
     assert page.locator(f"#user-{admin.user_id}").get_by_role("button", name="비활성화", exact=True).count() == 0
+    assert page.problems == []
     page.context.close()

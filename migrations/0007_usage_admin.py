@@ -1,5 +1,6 @@
 """Usage, quotas and admin: `usage_daily` holds one document per user per UTC day (unique
-`user_day`, which the quota's conditional upsert relies on to refuse a day over its limits), and
+`user_day`; the quota's conditional upsert finds the day by its `_id` "<user_id>:<day>", whose
+uniqueness refuses a day over its limits), and
 `audit` records every admin action (`at` index: the admin page shows the latest first; `target_at`:
 one user's history). Idempotent: creating an index that exists is a no-op.
 """

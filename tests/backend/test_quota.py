@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from bson import ObjectId
 
+from backend.db.usage import Limits
+from backend.services.quota import limits_for, over_quota
+from kovr.settings import load_settings
 from tests.backend.usage_support import Stack, send, stack
 from tests.chat.fixtures import model_url, stream_knobs, tiny_chat_model  # noqa: F401
 
@@ -124,11 +127,15 @@ def test_a_users_own_limit_wins_over_the_default(quota_stack: Stack) -> None:
 
 
 def test_zero_means_unlimited(tmp_path: Path) -> None:
-    """0 means unlimited for both settings (the default): nothing is ever refused."""
-    from backend.db.usage import Limits
-    from backend.services.quota import limits_for
-    from kovr.settings import load_settings
-
+    """0 means unlimited for both settings (the default); a user's own value wins where set."""
     settings = load_settings(data_dir=tmp_path)
     assert limits_for(settings, {}) == Limits(messages=0, tokens=0)
     assert limits_for(settings, {"quota_tokens_per_day": 100}) == Limits(messages=0, tokens=100)
+
+
+def test_reset_time_is_the_next_utc_midnight_in_both_languages() -> None:
+    error = over_quota(dt.datetime(2026, 12, 7, 22, 30, tzinfo=dt.UTC))
+    assert error.status_code == 429 and error.code == "quota_exceeded" and error.retry_after_s == 5400
+    korean = error.message("ko")
+    assert "2026-12-08 09:00(한국 시간, 2026-12-08 00:00 UTC)" in korean and "약 2시간" in korean
+    assert "resets at 2026-12-08 00:00 UTC" in error.message("en")

@@ -207,7 +207,10 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
-async def _create_user(uri: str, db_name: str, email: str, password: str, name: str, admin: bool) -> str:
+async def _create_user(
+    uri: str, db_name: str, email: str, password: str, name: str, admin: bool, first_admin: bool = False
+) -> tuple[str, str]:
+    """The new account's id and role (`first_admin`: the first account of the database is an admin)."""
     from backend.db.client import open_client
     from backend.db.migrate import apply_migrations
     from backend.services.auth import signup
@@ -217,9 +220,10 @@ async def _create_user(uri: str, db_name: str, email: str, password: str, name: 
         db = client[db_name]
         await apply_migrations(db)
         user = await signup(
-            db=db, email=email, password=password, display_name=name, role="admin" if admin else "user"
+            db=db, email=email, password=password, display_name=name, role="admin" if admin else "user",
+            first_admin=first_admin,
         )
-        return str(user["_id"])
+        return str(user["_id"]), str(user["role"])
     finally:
         await client.close()
 
@@ -249,7 +253,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     with database(settings_from_args(args)) as settings:
         assert settings.mongodb_uri is not None
         try:
-            user_id = asyncio.run(
+            user_id, role = asyncio.run(
                 _create_user(
                     settings.mongodb_uri.get_secret_value(),
                     settings.mongodb_db,
@@ -257,10 +261,11 @@ def cmd_create_user(args: argparse.Namespace) -> int:
                     body.password,
                     body.display_name,
                     args.admin,
+                    settings.first_user_admin,
                 )
             )
         except AppError:
             print(f"kovr: 이미 가입된 이메일입니다 (email taken): {body.email}", file=sys.stderr)
             return 1
-    print(f"created {body.email} ({'admin' if args.admin else 'user'}) id={user_id}")
+    print(f"created {body.email} ({role}) id={user_id}")
     return 0

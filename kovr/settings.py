@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     signup_rate_limit_address: int = Field(default=20, ge=1, description="sign-ups per client address per window")
     signup_rate_window_s: int = Field(default=3600, ge=1)
     refresh_reuse_grace_s: int = Field(default=10, ge=0, description="browser tabs racing to refresh one cookie")
+    # The first account created (sign-up or create-user) gets the admin role: a fresh install needs no CLI.
+    first_user_admin: bool = False
 
     # --- input limits ------------------------------------------------------------------------
     max_message_chars: int = Field(default=8000, ge=1)
@@ -91,6 +93,9 @@ class Settings(BaseSettings):
     upload_rate_limit: int = Field(default=20, ge=1, description="image uploads per user per window")
     upload_rate_window_s: int = Field(default=60, ge=1)
     image_quota_bytes: int = Field(default=200 * 1024 * 1024, ge=0, description="stored image bytes per user")
+    # Daily quotas per user (UTC days; 0 = unlimited); an admin can set other values for one user.
+    quota_tokens_per_day: int = Field(default=0, ge=0, description="generated tokens per user per UTC day")
+    quota_messages_per_day: int = Field(default=0, ge=0, description="answers per user per UTC day")
     # Uploaded images never sent in a message are deleted after this long.
     unattached_image_retention_s: int = Field(default=24 * 3600, ge=60)
 

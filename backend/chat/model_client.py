@@ -19,6 +19,8 @@ from text_generation import AsyncClient
 from text_generation import errors as tgi_errors
 from text_generation.types import StreamResponse
 
+from backend.chat.model_metrics import Snapshot
+from backend.chat.model_metrics import parse as parse_metrics
 from backend.core.errors import AppError
 
 log = logging.getLogger("kovr.chat.model")
@@ -125,6 +127,8 @@ class ModelClient:
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(min(timeout_s, 30.0)),
                                        headers=auth)
         self._info: ModelInfo | None = None
+        self.previous_metrics: Snapshot | None = None
+        self.last_metrics: Snapshot | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -146,6 +150,17 @@ class ModelClient:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
+
+    async def metrics(self) -> Snapshot:
+        """The model server's /metrics, parsed; the reading before it stays in `last_metrics`."""
+        try:
+            response = await self._http.get("/metrics", timeout=5.0)
+        except httpx.HTTPError as exc:
+            raise map_model_error(exc) from exc
+        if response.status_code != 200:
+            raise _status_error(response)
+        self.previous_metrics, self.last_metrics = self.last_metrics, parse_metrics(response.text)
+        return self.last_metrics
 
     async def count_tokens(self, text: str) -> int:
         """Token count of a prompt as the served model's tokenizer sees it (TGI /tokenize)."""

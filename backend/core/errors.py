@@ -29,7 +29,8 @@ STATUS: dict[str, int] = {
     "wrong_password": 400,
     "validation_error": 422,
     "invalid_text": 422,
-    "quota_exceeded": 413,
+    "quota_exceeded": 413,  # image storage (413); the daily chat quota is the text below (429)
+    "daily_quota_exceeded": 429,
     "invalid_cursor": 422,
     "invalid_event_id": 422,
     "invalid_parameters": 422,
@@ -63,6 +64,7 @@ STATUS: dict[str, int] = {
     "not_continuable": 409,
     "message_streaming": 409,
     "not_streaming": 409,
+    "cannot_disable_self": 409,
     "payload_too_large": 413,
     "image_too_large": 413,
     "image_too_many_pixels": 413,
@@ -93,9 +95,13 @@ class AppError(Exception):
     def __init__(
         self, code: str, detail: str | None = None, *, retry_after_s: int | None = None,
         headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
+        text: str | None = None,
     ) -> None:
         super().__init__(detail or code)
         self.code = code
+        # The catalogue key of the status and message when one public code has two meanings
+        # (`quota_exceeded`: image storage 413, daily chat quota 429); default: the code itself.
+        self.text = text or code
         self.params = dict(params or {})  # filled into the catalogue text ({used}, ...)
         self.detail = detail
         self.retry_after_s = retry_after_s
@@ -103,10 +109,10 @@ class AppError(Exception):
 
     @property
     def status_code(self) -> int:
-        return STATUS.get(self.code, 400)
+        return STATUS.get(self.text, 400)
 
     def message(self, locale: str = "ko") -> str:
-        text = message_for(self.code, locale)
+        text = message_for(self.text, locale)
         return text.format(**self.params) if self.params else text
 
     def payload(self, locale: str = "ko") -> dict[str, str]:
@@ -180,7 +186,8 @@ def openai_error(message: str, code: str, status: int) -> dict[str, Any]:
     if status == 401:
         kind = "authentication_error"
     elif status == 429:
-        kind = "rate_limit_error"
+        # OpenAI's own word for a spent quota, so its clients tell it from a short-term rate limit.
+        kind = "insufficient_quota" if code == "quota_exceeded" else "rate_limit_error"
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 

@@ -31,6 +31,9 @@ class UserDoc(TypedDict):
     password_changed_at: dt.datetime
     answer_style: NotRequired[str]
     deleting: NotRequired[bool]
+    # Set by an admin (backend/services/quota.py); absent or None: the settings' default; 0: unlimited.
+    quota_tokens_per_day: NotRequired[int | None]
+    quota_messages_per_day: NotRequired[int | None]
 
 
 class ConversationDoc(TypedDict):
@@ -99,3 +102,26 @@ class FeedbackDoc(TypedDict):
     rating: int
     comment: str | None
     created_at: dt.datetime
+
+
+class UsageDayDoc(TypedDict):
+    """One user's UTC day (backend/db/usage.py); unique (user_id, day)."""
+
+    _id: ObjectId
+    user_id: ObjectId
+    day: str  # YYYY-MM-DD, UTC
+    messages: int
+    prompt_tokens: NotRequired[int]
+    generated_tokens: NotRequired[int]
+    counted_tokens: int  # reserved by running answers + generated: what the token quota compares
+
+
+class AuditDoc(TypedDict):
+    """One admin action (backend/db/audit.py)."""
+
+    _id: NotRequired[ObjectId]
+    actor_id: ObjectId
+    action: str
+    target_id: ObjectId | None
+    details: dict[str, Any]
+    at: dt.datetime

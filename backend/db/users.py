@@ -89,3 +89,32 @@ async def users_being_deleted(*, db: Db, limit: int = 1000) -> list[dict[str, An
 async def delete_user(*, db: Db, user_id: ObjectId) -> None:
     await db.users.delete_one({"_id": user_id})
     CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
+
+
+async def list_users(*, db: Db, after: ObjectId | None, limit: int) -> list[dict[str, Any]]:
+    """Oldest first, a page after the `_id` `after` (the admin's user list)."""
+    query: dict[str, Any] = {} if after is None else {"_id": {"$gt": after}}
+    return await db.users.find(query).sort("_id", 1).limit(limit).to_list(length=limit)
+
+
+async def set_quota(*, db: Db, user_id: ObjectId, messages_per_day: int | None,
+                    tokens_per_day: int | None) -> dict[str, Any] | None:
+    """A user's own daily limits (None: the settings' default)."""
+    result = await db.users.find_one_and_update(
+        {"_id": user_id},
+        {"$set": {"quota_messages_per_day": messages_per_day, "quota_tokens_per_day": tokens_per_day,
+                  "updated_at": utcnow()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    CACHE.forget_user(user_id)  # after the write: this process's cached sign-ins see it
+    return result
+
+
+async def promote_if_first(*, db: Db, user_id: ObjectId) -> bool:
+    """Make the account an admin if it is the oldest one (`first_user_admin`): of accounts
+    created at once, exactly one is the oldest, so exactly one is promoted."""
+    first = await db.users.find_one({}, {"_id": 1}, sort=[("_id", 1)])
+    if first is None or first["_id"] != user_id:
+        return False
+    await update_user(db=db, user_id=user_id, changes={"role": "admin"})
+    return True

@@ -15,6 +15,7 @@ How to use (routes in backend/api/routes/*.py, yours included):
   neither (no ambient credentials).
 - `CurrentAuth` is the same with how the user signed in (`auth.via`: "jwt" | "api_token" | "cookie").
 - `OptionalUser` is the user or None (for pages that show a login link instead of a 401).
+- `AdminAuth` is an admin's `CurrentAuth`; everyone else gets 404 (the admin routes do not exist for them).
 - `CsrfProtected` checks the CSRF token without requiring a sign-in (login and sign-up forms).
 
 CSRF token for pages: the session middleware derives it from the browser's session (an HMAC of
@@ -46,7 +47,7 @@ from backend.core.i18n import request_locale
 from backend.core.security import API_TOKEN_PREFIX, same_secret
 from backend.db.client import Db
 from backend.http import cookies
-from backend.services import auth
+from backend.services import admin, auth
 from backend.services.chat import ChatServices
 from kovr.settings import Settings
 
@@ -190,6 +191,19 @@ async def get_optional_user(request: Request, db: DbDep, settings: SettingsDep) 
     return None if ctx is None else ctx.user
 
 
+async def get_admin(request: Request, db: DbDep, settings: SettingsDep) -> AuthContext:
+    """An admin, or 404 to everyone else (signed in or not, token invalid or not): the admin
+    routes do not exist for them."""
+    try:
+        ctx = await _authenticate(request, db, settings)
+    except AppError:
+        ctx = None
+    if ctx is None or not admin.is_admin(ctx.user):
+        raise AppError("not_found")
+    _remember(request, ctx)
+    return ctx
+
+
 def get_chat(request: Request) -> ChatServices:
     return cast(ChatServices, request.app.state.chat)
 
@@ -202,4 +216,5 @@ CurrentAuth = Annotated[AuthContext, Depends(get_auth)]
 ChatDep = Annotated[ChatServices, Depends(get_chat)]
 LocaleDep = Annotated[str, Depends(get_locale)]
 CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
+AdminAuth = Annotated[AuthContext, Depends(get_admin)]
 OptionalUser = Annotated[dict[str, Any] | None, Depends(get_optional_user)]

@@ -40,15 +40,20 @@ class SessionTokens:
 
 
 async def signup(
-    *, db: Db, email: str, password: str, display_name: str, role: users.Role = "user"
+    *, db: Db, email: str, password: str, display_name: str, role: users.Role = "user", first_admin: bool = False
 ) -> dict[str, Any]:
+    """A new account; with `first_admin` (the `first_user_admin` setting) the very first account
+    becomes an admin, so a fresh install needs no command line."""
     password_hash = await security.hash_password(password)
     try:
-        return await users.create_user(
+        user = await users.create_user(
             db=db, email=email, password_hash=password_hash, display_name=display_name, role=role
         )
     except users.EmailTaken:
         raise AppError("email_taken", email) from None
+    if first_admin and role != "admin" and await users.promote_if_first(db=db, user_id=user["_id"]):
+        user["role"] = "admin"
+    return user
 
 
 async def signup_from_client(
@@ -56,7 +61,8 @@ async def signup_from_client(
 ) -> dict[str, Any]:
     """Self-service sign-up (the API and the page), rate limited per client address; create-user is not."""
     await ratelimit.check_signup_allowed(db=db, settings=settings, client_ip=client_ip)
-    return await signup(db=db, email=email, password=password, display_name=display_name)
+    return await signup(db=db, email=email, password=password, display_name=display_name,
+                        first_admin=settings.first_user_admin)
 
 
 async def authenticate(

@@ -37,7 +37,9 @@ from backend.db.client import Db
 from backend.db.ids import parse_id
 from backend.db.models import ConversationDoc, MessageDoc
 from backend.db.tree import Tree
+from backend.db.usage import Reservation
 from backend.services import images as images_service
+from backend.services import quota
 from kovr.settings import Settings
 
 DEFAULT_TEMPERATURE = 0.7
@@ -266,22 +268,27 @@ async def _start_answer(chat: ChatServices, db: Db, answer: _Answer) -> Sent:
         messages_repo.new_job(assistant, worker_id=chat.runner.worker_id, lease_s=chat.settings.chat_lease_s,
                               parameters=answer.parameters, attempt=0)
     await _claim(chat, db, conversation, assistant["_id"], "generation_in_progress")
-    # One round trip of concurrent work: the messages are stored while the rate check and the
-    # history read run (neither sees the new messages), and taken back if any of it refuses.
+    # One round trip of concurrent work: the messages are stored while the rate check, the quota
+    # reservation and the history read run (none sees the new messages); all of it is taken back
+    # if any part refuses.
     results = await asyncio.gather(
         _store(chat, db, answer), _check_rate(db, conversation["user_id"], chat.settings,
                                               until=answer.question["created_at"], skip=not answer.new_question),
-        _request(db, answer), return_exceptions=True)
-    stored, _, request = results
+        _request(db, answer),
+        quota.reserve(chat.settings, db, user_id=conversation["user_id"], tokens=answer.parameters["max_new_tokens"]),
+        return_exceptions=True)
+    stored, _, request, reservation = results
     try:
         failed = next((r for r in results if isinstance(r, BaseException)), None)
         if failed is not None:
             raise failed
         assert isinstance(stored, dict) and isinstance(request, TurnRequest)
+        assert isinstance(reservation, Reservation)
     except BaseException:
-        await _take_back(chat, db, answer, stored_ok=not isinstance(stored, BaseException))
+        await asyncio.gather(_take_back(chat, db, answer, stored_ok=not isinstance(stored, BaseException)),
+                             quota.release(db, reservation))
         raise
-    job = chat.runner.start(cast(MessageDoc, stored), request)
+    job = chat.runner.start(cast(MessageDoc, stored), request, reservation)
     await asyncio.gather(
         images_repo.attach_images(db=db, user_id=conversation["user_id"], image_ids=answer.question["image_ids"],
                                   conversation_id=conversation["_id"]),

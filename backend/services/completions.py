@@ -13,7 +13,10 @@ from backend.chat.openai_schemas import ChatCompletionRequest, ChatMessage
 from backend.chat.prompt import Exchange
 from backend.chat.turn import TurnOutcome, TurnRequest, model_turn
 from backend.core.errors import AppError
+from backend.db.client import Db
+from backend.db.usage import Reservation
 from backend.services import images as images_service
+from backend.services import quota
 from backend.services.chat import ChatServices
 from kovr.settings import Settings
 
@@ -26,8 +29,16 @@ async def turn_request(body: ChatCompletionRequest, settings: Settings) -> TurnR
     return await _turn(body, settings, max_new_tokens)
 
 
-def complete(chat: ChatServices, turn: TurnRequest, outcome: TurnOutcome) -> AsyncIterator[str]:
-    return model_turn(chat.model, turn, outcome)
+async def complete(chat: ChatServices, db: Db, turn: TurnRequest, outcome: TurnOutcome,
+                   reservation: Reservation) -> AsyncIterator[str]:
+    """The model's pieces; when they end (or the client goes away) the usage is settled."""
+    try:
+        async for piece in model_turn(chat.model, turn, outcome):
+            yield piece
+    finally:
+        # Shielded: a client that left cancels this generator, and the counts must still be written.
+        await asyncio.shield(quota.settle(db, reservation, prompt_tokens=outcome.prompt_tokens,
+                                          generated_tokens=outcome.generated_tokens))
 
 
 async def _turn(body: ChatCompletionRequest, settings: Settings, max_new_tokens: int) -> TurnRequest:

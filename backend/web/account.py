@@ -15,8 +15,10 @@ from backend.core.i18n import LANG_COOKIE, LOCALES, message_for, translator
 from backend.core.text import nfc
 from backend.http import cookies
 from backend.http.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip
+from backend.schemas.usage import UsagePublic
 from backend.schemas.users import PasswordChange, UserCreate, UserUpdate
-from backend.services import account, auth
+from backend.services import account, admin, auth, usage
+from backend.web import usage_chart
 from backend.web.common import locale, safe_next, to_login, user_view
 from backend.web.templating import render
 
@@ -107,8 +109,16 @@ async def _settings_page(request: Request, db: DbDep, user: dict[str, Any], stat
     tokens = await account.list_tokens(db, user_id=user["_id"])
     views = [{"id": str(t["_id"]), "name": t["name"], "prefix": t["prefix"], "last_used_at": t.get("last_used_at")}
              for t in tokens]
+    report = await usage.report(request.app.state.settings, db, user=user)
     return render(request, "settings.html", status_code, user=user_view(user), tokens=views,
-                  answer_styles=list(ANSWER_STYLES), **extra)
+                  answer_styles=list(ANSWER_STYLES), is_admin=admin.is_admin(user), **usage_context(request, report),
+                  **extra)
+
+
+def usage_context(request: Request, report: UsagePublic) -> dict[str, Any]:
+    """What partials/usage_chart.html draws."""
+    return {"usage": report, "chart": usage_chart.build(report, locale(request)),
+            "reset_text": usage_chart.reset_text(report, locale(request))}
 
 
 @router.get("/settings")

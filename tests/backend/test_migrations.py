@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import sys
 import textwrap
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
 
 from backend.db.client import Db, open_client
 from backend.db.migrate import LOCK_COLLECTION, MigrationError, apply_migrations, discover, migration_status
@@ -226,3 +228,21 @@ async def test_message_tree_converts_old_conversations_once(fresh_db: Db) -> Non
     assert await snapshot() == docs
     assert (await fresh_db.conversations.find_one({"_id": conv}) or {})["current_leaf_id"] == a1
     assert await fresh_db.feedback.count_documents({"conversation_id": conv}) == 1
+
+
+async def test_usage_admin_indexes_are_made_once_on_old_data(fresh_db: Db) -> None:
+    """0007 on a database from before it: usage_daily is unique per user and day (the quota's
+    conditional upsert relies on it), audit is ordered by time; a second run changes nothing."""
+    older = [m for m in discover() if m.name < "0007"]
+    await apply_migrations(fresh_db, migrations=older)
+    user = ObjectId()
+    await fresh_db.usage_daily.insert_one({"user_id": user, "day": "2026-01-01", "messages": 1})
+    report = await apply_migrations(fresh_db)
+    assert "0007_usage_admin" in report.applied
+    usage = await fresh_db.usage_daily.index_information()
+    assert usage["user_day"]["unique"] is True
+    assert "at" in await fresh_db.audit.index_information()
+    with pytest.raises(DuplicateKeyError):
+        await fresh_db.usage_daily.insert_one({"user_id": user, "day": "2026-01-01", "messages": 1})
+    await importlib.import_module("migrations.0007_usage_admin").up(fresh_db)  # again, by hand
+    assert (await apply_migrations(fresh_db)).applied == []

@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from backend.db import conversations as conv_repo
 from backend.db import messages as msg_repo
-from backend.db import refresh_tokens, users
+from backend.db import refresh_tokens, usage, users
 from backend.db.client import Db
 from backend.db.migrate import apply_migrations
 
@@ -116,13 +116,22 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
     await conv_repo.list_conversations(db=db, user_id=uid, limit=20)
     await conv_repo.list_conversations(db=db, user_id=uid, limit=20, containing="제주도")
     await conv_repo.list_conversations(db=db, user_id=uid, limit=20, containing="제")
+    # the daily quota's reservation (both limits, one, none), settling, the usage page and admin list
+    for limits in (usage.Limits(messages=100, tokens=10_000), usage.Limits(messages=100, tokens=0),
+                   usage.Limits(messages=0, tokens=0)):
+        reservation = await usage.reserve(db=db, user_id=uid, tokens=10, limits=limits)
+        assert reservation is not None
+        await usage.settle(db=db, reservation=reservation, prompt_tokens=5, generated_tokens=3)
+    await usage.release(db=db, reservation=reservation)
+    await usage.days(db=db, user_id=uid, since="2026-01-01")
+    await usage.totals_by_user(db=db, user_ids=[uid], since="2026-01-01")
 
     scans = []
     checked = 0
     for command in listener.commands:
         for coll, query, sort in _filters(command):
-            if isinstance(query.get("_id"), ObjectId):
-                continue  # a point lookup
+            if isinstance(query.get("_id"), (ObjectId, str)):
+                continue  # a point lookup (ObjectIds, and the string keys of usage_daily)
             cursor = db[coll].find(query)
             if sort:
                 cursor = cursor.sort(list(sort.items()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.routes import (
+    admin,
     api_docs,
     auth,
     chat,
@@ -32,6 +33,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (chat.router, API_PREFIX),
     (messages.router, API_PREFIX),
     (images.router, API_PREFIX),
+    (admin.router, API_PREFIX),
     (openai_compat.router, ""),
     (api_docs.router, ""),
 ]

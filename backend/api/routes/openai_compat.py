@@ -20,15 +20,16 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from backend.chat.openai_schemas import ChatCompletionRequest, openai_error
 from backend.chat.turn import TurnOutcome
 from backend.core.errors import AppError
-from backend.http.deps import ChatDep, CurrentAuth, LocaleDep, SettingsDep
+from backend.http.deps import ChatDep, CurrentAuth, DbDep, LocaleDep, SettingsDep
 from backend.schemas.common import error_responses
-from backend.services import completions
+from backend.services import completions, quota
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
 def _error_response(exc: AppError, locale: str) -> JSONResponse:
-    return JSONResponse(openai_error(exc.message(locale), exc.code, exc.status_code), status_code=exc.status_code)
+    return JSONResponse(openai_error(exc.message(locale), exc.code, exc.status_code), status_code=exc.status_code,
+                        headers=exc.response_headers())
 
 
 @router.get("/models")
@@ -44,16 +45,18 @@ async def list_models(auth: CurrentAuth, chat: ChatDep) -> dict[str, Any]:
     **error_responses(401, 422, 429),
 })
 async def chat_completions(
-    body: ChatCompletionRequest, auth: CurrentAuth, chat: ChatDep, settings: SettingsDep, locale: LocaleDep,
+    body: ChatCompletionRequest, auth: CurrentAuth, chat: ChatDep, db: DbDep, settings: SettingsDep,
+    locale: LocaleDep,
 ) -> Any:
     if auth.via == "cookie":  # programs only: a browser session would need CSRF protection here
         raise AppError("not_authenticated")
     try:
         turn = await completions.turn_request(body, settings)
+        reservation = await quota.reserve(settings, db, user_id=auth.user["_id"], tokens=turn.max_new_tokens)
     except AppError as exc:
         return _error_response(exc, locale)
     outcome = TurnOutcome()
-    pieces = completions.complete(chat, turn, outcome)
+    pieces = completions.complete(chat, db, turn, outcome, reservation)
     meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Response, status
 from backend.http import cookies
 from backend.http.deps import CurrentAuth, CurrentUser, DbDep, SettingsDep
 from backend.schemas.common import error_responses
+from backend.schemas.usage import UsagePublic
 from backend.schemas.users import AccountDeletion, PasswordChange, UserPublic, UserUpdate
-from backend.services import account, auth
+from backend.services import account, auth, usage
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -16,6 +17,13 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.get("/me", response_model=UserPublic, responses=error_responses(401))
 async def read_me(user: CurrentUser) -> UserPublic:
     return UserPublic.from_doc(user)
+
+
+@router.get("/me/usage", response_model=UsagePublic, responses=error_responses(401))
+async def read_my_usage(user: CurrentUser, db: DbDep, settings: SettingsDep) -> UsagePublic:
+    """Messages and tokens per UTC day for the last 30 days, this month's totals, and the daily
+    quota with what is used today and when it resets (the next UTC midnight)."""
+    return await usage.report(settings, db, user=user)
 
 
 @router.patch("/me", response_model=UserPublic, responses=error_responses(401, 403, 422))

@@ -31,6 +31,8 @@ class UserDoc(TypedDict):
     password_changed_at: dt.datetime
     answer_style: NotRequired[str]
     deleting: NotRequired[bool]
+    # May the user's rated conversations become training data (`kovr export-feedback`)? Off by default.
+    training_consent: NotRequired[bool]
 
 
 class ConversationDoc(TypedDict):
@@ -107,4 +109,28 @@ class FeedbackDoc(TypedDict):
     conversation_id: ObjectId
     rating: int
     comment: str | None
+    created_at: dt.datetime
+
+
+class SharedMessage(TypedDict):
+    """One message as a share copied it: only what the public page shows."""
+
+    role: MessageRole
+    content: str
+    created_at: dt.datetime
+    image_ids: list[ObjectId]
+
+
+class ShareDoc(TypedDict):
+    """A read-only snapshot of a conversation's shown branch, public under /s/<_id>.
+
+    A snapshot rather than a live view: the owner keeps chatting and editing, and a link given
+    out must neither change nor leak what was written after it was made."""
+
+    _id: str  # secrets.token_urlsafe: the id is the only secret of a public link
+    user_id: ObjectId
+    conversation_id: ObjectId
+    title: str
+    messages: list[SharedMessage]
+    image_ids: list[ObjectId]  # every image of `messages`: the only ones /s/<id>/images/ serves
     created_at: dt.datetime

@@ -15,6 +15,7 @@ How to use (routes in backend/api/routes/*.py, yours included):
   neither (no ambient credentials).
 - `CurrentAuth` is the same with how the user signed in (`auth.via`: "jwt" | "api_token" | "cookie").
 - `OptionalUser` is the user or None (for pages that show a login link instead of a 401).
+- `AdminUser` is a user with role "admin"; anyone else gets 404 (admin routes stay hidden).
 - `CsrfProtected` checks the CSRF token without requiring a sign-in (login and sign-up forms).
 
 CSRF token for pages: the session middleware derives it from the browser's session (an HMAC of
@@ -64,6 +65,12 @@ def get_db(request: Request) -> Db:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Db, Depends(get_db)]
+
+
+def public_base_url(request: Request, settings: Settings) -> str:
+    """Where this site is reached, for links given out (share links): KOVR_PUBLIC_URL when set
+    (behind a proxy the request's own host may be an internal one), else the request's."""
+    return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
 def client_ip(request: Request) -> str | None:
@@ -203,3 +210,14 @@ ChatDep = Annotated[ChatServices, Depends(get_chat)]
 LocaleDep = Annotated[str, Depends(get_locale)]
 CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
 OptionalUser = Annotated[dict[str, Any] | None, Depends(get_optional_user)]
+
+
+async def require_admin(user: OptionalUser) -> dict[str, Any]:
+    """An admin (role "admin"). Everyone else, signed in or not, gets 404 rather than 401/403, so
+    the admin routes do not even show that they exist."""
+    if user is None or user.get("role") != "admin":
+        raise AppError("not_found")
+    return user
+
+
+AdminUser = Annotated[dict[str, Any], Depends(require_admin)]

@@ -13,10 +13,12 @@ from backend.api.routes import (
     auth,
     chat,
     conversations,
+    feedback_export,
     health,
     images,
     messages,
     openai_compat,
+    shares,
     tokens,
     users,
 )
@@ -32,6 +34,8 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (chat.router, API_PREFIX),
     (messages.router, API_PREFIX),
     (images.router, API_PREFIX),
+    (shares.router, API_PREFIX),
+    (feedback_export.router, API_PREFIX),
     (openai_compat.router, ""),
     (api_docs.router, ""),
 ]

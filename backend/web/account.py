@@ -14,9 +14,10 @@ from backend.core.errors import AppError
 from backend.core.i18n import LANG_COOKIE, LOCALES, message_for, translator
 from backend.core.text import nfc
 from backend.http import cookies
-from backend.http.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip
+from backend.http.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip, public_base_url
 from backend.schemas.users import PasswordChange, UserCreate, UserUpdate
 from backend.services import account, auth
+from backend.services import shares as shares_service
 from backend.web.common import locale, safe_next, to_login, user_view
 from backend.web.templating import render
 
@@ -108,7 +109,13 @@ async def _settings_page(request: Request, db: DbDep, user: dict[str, Any], stat
     views = [{"id": str(t["_id"]), "name": t["name"], "prefix": t["prefix"], "last_used_at": t.get("last_used_at")}
              for t in tokens]
     return render(request, "settings.html", status_code, user=user_view(user), tokens=views,
-                  answer_styles=list(ANSWER_STYLES), **extra)
+                  answer_styles=list(ANSWER_STYLES), shares=await _share_views(request, db, user), **extra)
+
+
+async def _share_views(request: Request, db: DbDep, user: dict[str, Any]) -> list[dict[str, Any]]:
+    base = public_base_url(request, request.app.state.settings)
+    return [{"id": s["_id"], "title": s["title"], "url": f"{base}{shares_service.share_path(s['_id'])}",
+             "created_at": s["created_at"]} for s in await shares_service.list_shares(db, user_id=user["_id"])]
 
 
 @router.get("/settings")
@@ -118,7 +125,7 @@ async def settings_page(request: Request, db: DbDep, user: OptionalUser) -> Resp
     return await _settings_page(request, db, user)
 
 
-async def _save_profile(request: Request, db: DbDep, user: dict[str, Any], **fields: str) -> Response:
+async def _save_profile(request: Request, db: DbDep, user: dict[str, Any], **fields: object) -> Response:
     """One profile form: validated, saved through the account service, the page shown again."""
     try:
         changes = UserUpdate(**fields).model_dump(exclude_none=True)
@@ -140,6 +147,16 @@ async def update_answer_style(request: Request, db: DbDep, user: OptionalUser, a
     if user is None:
         return to_login(request)
     return await _save_profile(request, db, user, answer_style=answer_style)
+
+
+@router.post("/settings/consent")
+async def update_consent(
+    request: Request, db: DbDep, user: OptionalUser, training_consent: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """The consent checkbox: an unchecked box is simply absent from the form, so absent = off."""
+    if user is None:
+        return to_login(request)
+    return await _save_profile(request, db, user, training_consent=training_consent == "yes")
 
 
 @router.post("/settings/password")

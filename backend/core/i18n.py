@@ -254,6 +254,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "shared_note": ("KoVR에서 공유된 대화입니다 (읽기 전용).", "A conversation shared from KoVR (read-only)."),
     "open_kovr": ("KoVR 열기", "Open KoVR"),
     "close": ("닫기", "Close"),
+    "training_consent_title": ("모델 개선", "Model improvement"),
     "training_consent": ("내 대화를 모델 개선에 사용", "Use my conversations to improve the model"),
     "training_consent_hint": (
         "켜면 내가 평가(좋아요/별로예요)한 답변과 그 대화가 개인정보(이메일, 전화번호 등)를 가린 뒤 학습 데이터로 "

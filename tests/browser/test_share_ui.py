@@ -74,6 +74,7 @@ def test_share_link_opens_without_an_account_and_revoke_ends_it(browser: Any, ap
     assert status == 200
 
     page.set_viewport_size(PHONE)
+    page.wait_for_timeout(500)  # the sidebar slides away (a 0.2 s transition) at phone width
     _shot(page, "chat-share-panel-phone")
     page.set_viewport_size(DESKTOP)
     page.locator(".share-box button", has_text="폐기").click()

@@ -26,7 +26,7 @@ START = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def seeded(live: LiveServer, mongo_uri: str) -> None:
-    with MongoClient(mongo_uri) as client:
+    with MongoClient[dict[str, Any]](mongo_uri) as client:
         seed(client[live.settings.mongodb_db], START)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from typing import Any
 
 import httpx
 from bson import ObjectId
@@ -59,7 +60,7 @@ def test_markdown_is_rendered_and_sanitised_like_the_chat(app_url: str, app_sett
     conversation = owner.conversation()
     now = dt.datetime.now(dt.UTC)
     seeded = [("user", "표로 보여 주세요"), ("assistant", "**굵게** 그리고 <script>alert(1)</script>\n\n- 하나")]
-    with MongoClient(mongo_uri) as client:
+    with MongoClient[dict[str, Any]](mongo_uri) as client:
         client[app_settings.mongodb_db].messages.insert_many([
             {"conversation_id": ObjectId(conversation), "user_id": ObjectId(owner.user_id), "role": role,
              "content": text, "status": "complete", "image_ids": [], "created_at": now + dt.timedelta(seconds=i),

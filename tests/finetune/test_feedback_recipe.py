@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,7 +22,7 @@ from tests.finetune.conftest import tiny_config
 def test_exported_feedback_trains_a_tiny_model(mongo_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     db_name = f"recipe_{uuid.uuid4().hex[:8]}"
-    with MongoClient(mongo_uri) as client:
+    with MongoClient[dict[str, Any]](mongo_uri) as client:
         seed(client[db_name], dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
     monkeypatch.setenv("KOVR_MONGODB_URI", mongo_uri)
     monkeypatch.setenv("KOVR_MONGODB_DB", db_name)

@@ -42,8 +42,19 @@ def mask_pii(text: str, counts: Counter[str] | None = None) -> str:
     return text
 
 
-def clean(text: str, counts: Counter[str] | None = None) -> str:
-    return mask_pii(unicodedata.normalize("NFC", text).replace("\r\n", "\n").strip(), counts)
+class Cleaner:
+    """NFC + PII masking, counting what was masked once per distinct text (a question used by an SFT
+    record and by a preference pair is one question, not two)."""
+
+    def __init__(self) -> None:
+        self.masked: Counter[str] = Counter()
+        self._done: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        if text not in self._done:
+            self._done[text] = mask_pii(unicodedata.normalize("NFC", text).replace("\r\n", "\n").strip(),
+                                        self.masked)
+        return self._done[text]
 
 
 @dataclass(frozen=True)
@@ -79,13 +90,13 @@ class Drops(Counter[str]):
     """Why records were left out: no_consent, incomplete, empty, too_long, duplicate, ..."""
 
 
-def sft_records(rated: Iterable[Rated], *, min_rating: int, drops: Drops, pii: Counter[str]) -> list[dict[str, str]]:
+def sft_records(rated: Iterable[Rated], *, min_rating: int, drops: Drops, clean: Cleaner) -> list[dict[str, str]]:
     records: list[dict[str, str]] = []
     seen: set[str] = set()
     for item in rated:
         if item.rating < min_rating:
             continue  # not a positive example (it may still be half of a preference pair)
-        record = _sft_record(item, drops, pii)
+        record = _sft_record(item, drops, clean)
         if record is None:
             continue
         key = _digest(record["instruction"], record["input"], record["output"])
@@ -97,13 +108,12 @@ def sft_records(rated: Iterable[Rated], *, min_rating: int, drops: Drops, pii: C
     return records
 
 
-def _sft_record(item: Rated, drops: Drops, pii: Counter[str]) -> dict[str, str] | None:
+def _sft_record(item: Rated, drops: Drops, clean: Cleaner) -> dict[str, str] | None:
     if item.answer.get("status") != "complete":
         drops["incomplete"] += 1
         return None
     question, context = question_and_context(item.path)
-    record = {"instruction": clean(question, pii), "input": clean(context, pii),
-              "output": clean(item.answer["content"], pii)}
+    record = {"instruction": clean(question), "input": clean(context), "output": clean(item.answer["content"])}
     if not record["instruction"] or not record["output"]:
         drops["empty"] += 1
         return None
@@ -113,7 +123,7 @@ def _sft_record(item: Rated, drops: Drops, pii: Counter[str]) -> dict[str, str] 
     return record
 
 
-def preference_pairs(rated: Iterable[Rated], *, drops: Drops, pii: Counter[str]) -> list[dict[str, str]]:
+def preference_pairs(rated: Iterable[Rated], *, drops: Drops, clean: Cleaner) -> list[dict[str, str]]:
     """Pairs of sibling answers (same conversation, same `parent_id`: answers to the same prompt)
     rated differently: the better-rated one is chosen."""
     groups: dict[tuple[Any, Any], list[Rated]] = {}
@@ -125,7 +135,7 @@ def preference_pairs(rated: Iterable[Rated], *, drops: Drops, pii: Counter[str])
     seen: set[str] = set()
     for siblings in groups.values():
         for better, worse in _ordered_pairs(siblings):
-            pair = _pair(better, worse, drops, pii)
+            pair = _pair(better, worse, drops, clean)
             if pair is None:
                 continue
             key = _digest(pair["prompt"], pair["chosen"], pair["rejected"])
@@ -142,17 +152,17 @@ def _ordered_pairs(siblings: list[Rated]) -> list[tuple[Rated, Rated]]:
     return [(a, b) for i, a in enumerate(ordered) for b in ordered[i + 1:] if a.rating > b.rating]
 
 
-def _pair(better: Rated, worse: Rated, drops: Drops, pii: Counter[str]) -> dict[str, str] | None:
+def _pair(better: Rated, worse: Rated, drops: Drops, clean: Cleaner) -> dict[str, str] | None:
     question, context = question_and_context(better.path)
-    prompt = clean(question, pii)
-    chosen, rejected = clean(better.answer["content"], pii), clean(worse.answer["content"], pii)
+    prompt = clean(question)
+    chosen, rejected = clean(better.answer["content"]), clean(worse.answer["content"])
     if not prompt or not chosen or not rejected or chosen == rejected:
         drops["empty"] += 1
         return None
     if max(len(chosen), len(rejected)) > MAX_OUTPUT_CHARS or len(prompt) > MAX_INSTRUCTION_CHARS:
         drops["too_long"] += 1
         return None
-    return {"prompt": KULLM.render(prompt, clean(context, pii)), "chosen": chosen, "rejected": rejected}
+    return {"prompt": KULLM.render(prompt, clean(context)), "chosen": chosen, "rejected": rejected}
 
 
 def _digest(*parts: str) -> str:

@@ -48,12 +48,12 @@ async def build_export(db: Db, options: ExportOptions) -> FeedbackExport:
     rated: list[Rated] = []
     for user_id in users:
         rated += await _rated_of(db, user_id, options.since)
-    drops, pii = Drops(), Counter[str]()
+    drops, clean = Drops(), training_data.Cleaner()
     drops["no_consent"] = await training_repo.count_rated_answers(db=db, since=options.since) - len(rated)
-    sft = training_data.sft_records(rated, min_rating=options.min_rating, drops=drops, pii=pii)
-    pairs = training_data.preference_pairs(rated, drops=drops, pii=pii)
+    sft = training_data.sft_records(rated, min_rating=options.min_rating, drops=drops, clean=clean)
+    pairs = training_data.preference_pairs(rated, drops=drops, clean=clean)
     summary = _summary(options, users=len(users), rated=len(rated), sft=len(sft), pairs=len(pairs), drops=drops,
-                       pii=pii)
+                       pii=clean.masked)
     return FeedbackExport(sft, pairs, summary)
 
 

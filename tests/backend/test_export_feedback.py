@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from backend.chat.training_data import mask_pii
 from backend.services.feedback_export import ExportOptions, FeedbackExport, build_export
 from kovr.cli import main
 from tests.backend.conftest import LiveServer, MakeClient, signup_and_login
@@ -67,7 +68,19 @@ async def test_pii_is_masked_and_text_is_nfc(export: FeedbackExport) -> None:
     for record in export.sft + export.preference:
         assert all(unicodedata.is_normalized("NFC", value) for value in record.values())
     assert any(r["instruction"] == "한글은 누가 만들었나요?" for r in export.sft)
-    assert export.summary["pii_masked"]["email"] >= 1 and export.summary["pii_masked"]["rrn"] >= 1
+    assert export.summary["pii_masked"] == {"email": 1, "phone": 2, "rrn": 1}  # once per distinct text
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("메일 kim.minji+kovr@mail.example.co.kr 로", "메일 <EMAIL> 로"),
+    ("010-1234-5678 / 01012345678 / 010 1234 5678", "<PHONE> / <PHONE> / <PHONE>"),
+    ("+82 10-1234-5678, +82-10-1234-5678, +821012345678", "<PHONE>, <PHONE>, <PHONE>"),
+    ("서울 02-123-4567, 부산 051-123-4567", "서울 <PHONE>, 부산 <PHONE>"),
+    ("주민번호 900101-1234567 또는 9001011234567", "주민번호 <RRN> 또는 <RRN>"),
+    ("1443년, 2024-01-01, 12,000원, 버전 3.11.2", "1443년, 2024-01-01, 12,000원, 버전 3.11.2"),  # not PII
+])
+def test_pii_patterns(text: str, masked: str) -> None:
+    assert mask_pii(text) == masked
 
 
 async def test_preference_pairs_come_from_siblings_rated_differently(export: FeedbackExport) -> None:

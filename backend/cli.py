@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import getpass
 import logging
 import signal
@@ -50,6 +51,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--password-stdin", action="store_true", help="read the password from standard input (else prompt)"
     )
     create.set_defaults(func=cmd_create_user)
+
+    export = sub.add_parser(
+        "export-feedback", help="평가된 답변을 학습 데이터로 내보내기 (export rated answers as training data)",
+        description="Write DIR/sft.jsonl (KULLM fields), DIR/preference.jsonl and DIR/data_summary.json from "
+        "the rated answers of users who consented; PII masked. Train on it: data.sources: [{path: DIR/sft.jsonl}].")
+    _add_common(export)
+    export.add_argument("--output", type=Path, required=True, help="folder to write (created if missing)")
+    export.add_argument("--since", type=_date, help="only answers from this day on, YYYY-MM-DD (UTC)")
+    export.add_argument("--min-rating", type=int, default=1, choices=[-1, 0, 1],
+                        help="SFT keeps answers rated at least this (default 1: thumbs up)")
+    export.set_defaults(func=cmd_export_feedback)
+
+
+def _date(value: str) -> dt.datetime:
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -268,4 +287,29 @@ def cmd_create_user(args: argparse.Namespace) -> int:
             print(f"kovr: 이미 가입된 이메일입니다 (email taken): {body.email}", file=sys.stderr)
             return 1
     print(f"created {body.email} ({role}) id={user_id}")
+    return 0
+
+
+async def _export_feedback(uri: str, db_name: str, output: Path, since: dt.datetime | None, min_rating: int) -> str:
+    from backend.db.client import open_client
+    from backend.services.feedback_export import ExportOptions, build_export, write_export
+
+    client = open_client(uri)
+    try:
+        export = await build_export(client[db_name], ExportOptions(since=since, min_rating=min_rating))
+    finally:
+        await client.close()
+    write_export(export, output)
+    files, dropped = export.summary["files"], export.summary["dropped"]
+    return (f"{output}: sft.jsonl {files['sft.jsonl']}, preference.jsonl {files['preference.jsonl']} "
+            f"(dropped: {', '.join(f'{k} {v}' for k, v in dropped.items())})")
+
+
+def cmd_export_feedback(args: argparse.Namespace) -> int:
+    from kovr.cli import settings_from_args
+
+    with database(settings_from_args(args)) as settings:
+        assert settings.mongodb_uri is not None
+        print(asyncio.run(_export_feedback(settings.mongodb_uri.get_secret_value(), settings.mongodb_db,
+                                           args.output, args.since, args.min_rating)))
     return 0

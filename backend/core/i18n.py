@@ -64,6 +64,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "not_found": ("요청한 항목을 찾을 수 없습니다.", "Not found."),
     "conversation_not_found": ("대화를 찾을 수 없습니다.", "Conversation not found."),
     "token_not_found": ("API 토큰을 찾을 수 없습니다.", "API token not found."),
+    "share_not_found": ("공유 링크를 찾을 수 없습니다. 폐기되었을 수 있습니다.",
+                        "Share link not found. It may have been revoked."),
+    "share_too_large": ("대화가 너무 길어 공유할 수 없습니다.", "The conversation is too long to share."),
     "user_not_found": ("사용자를 찾을 수 없습니다.", "User not found."),
     "cannot_disable_self": ("자기 자신의 계정은 비활성화할 수 없습니다.", "You cannot disable your own account."),
     "invalid_cursor": ("페이지 커서가 올바르지 않습니다.", "The page cursor is not valid."),
@@ -312,6 +315,30 @@ TEXT: dict[str, tuple[str, str]] = {
     "audit_user.disable": ("계정 비활성화", "disabled an account"),
     "audit_user.enable": ("계정 활성화", "enabled an account"),
     "audit_user.quota": ("한도 변경", "changed a quota"),
+    # Share links and training consent.
+    "share": ("공유", "Share"),
+    "share_conversation": ("대화 공유 링크 만들기", "Create a share link"),
+    "share_created": ("공유 링크를 만들었습니다. 링크가 있는 사람은 로그인 없이 지금까지의 대화를 볼 수 있습니다.",
+                      "Share link created. Anyone with the link can read the conversation so far, without an account."),
+    "share_link": ("공유 링크", "Share link"),
+    "share_revoked": ("공유 링크를 폐기했습니다.", "The share link was revoked."),
+    "shares": ("공유한 대화", "Shared conversations"),
+    "shares_hint": ("공유 링크는 만든 때의 대화를 보여 줍니다. 폐기하면 링크가 바로 사라집니다.",
+                    "A share link shows the conversation as it was when shared. Revoking removes it at once."),
+    "no_shares": ("공유한 대화가 없습니다.", "Nothing shared yet."),
+    "shared_on": ("공유한 때", "Shared"),
+    "shared_conversation": ("공유된 대화", "Shared conversation"),
+    "shared_note": ("KoVR에서 공유된 대화입니다 (읽기 전용).", "A conversation shared from KoVR (read-only)."),
+    "open_kovr": ("KoVR 열기", "Open KoVR"),
+    "close": ("닫기", "Close"),
+    "training_consent_title": ("모델 개선", "Model improvement"),
+    "training_consent": ("내 대화를 모델 개선에 사용", "Use my conversations to improve the model"),
+    "training_consent_hint": (
+        "켜면 내가 평가(좋아요/별로예요)한 답변과 그 대화가 개인정보(이메일, 전화번호 등)를 가린 뒤 학습 데이터로 "
+        "쓰일 수 있습니다. 기본값은 꺼짐이며 언제든 끌 수 있습니다.",
+        "When on, answers you rated (good/bad) and their conversations may become training data, with personal "
+        "details (emails, phone numbers, …) masked. Off by default; you can turn it off at any time.",
+    ),
 }
 
 

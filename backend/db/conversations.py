@@ -162,7 +162,7 @@ async def set_leaf(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, leaf
 
 
 async def delete_conversation(*, db: Db, user_id: ObjectId, conversation_id: ObjectId) -> bool:
-    """Delete a conversation with its messages, images and feedback; False if not the owner's."""
+    """Delete a conversation with its messages, images, feedback and share links; False if not the owner's."""
     result = await db.conversations.delete_one({"_id": conversation_id, "user_id": user_id})
     if result.deleted_count != 1:
         return False
@@ -170,9 +170,10 @@ async def delete_conversation(*, db: Db, user_id: ObjectId, conversation_id: Obj
     await db.messages.delete_many(scope)
     await db.images.delete_many(scope)
     await db.feedback.delete_many(scope)
+    await db.shares.delete_many(scope)  # its links die with it (their images are gone anyway)
     return True
 
 
 async def delete_user_conversations(*, db: Db, user_id: ObjectId) -> None:
-    for name in ("conversations", "messages", "images", "feedback"):
+    for name in ("conversations", "messages", "images", "feedback", "shares"):
         await db[name].delete_many({"user_id": user_id})

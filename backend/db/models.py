@@ -34,6 +34,8 @@ class UserDoc(TypedDict):
     # Set by an admin (backend/services/quota.py); absent or None: the settings' default; 0: unlimited.
     quota_tokens_per_day: NotRequired[int | None]
     quota_messages_per_day: NotRequired[int | None]
+    # May the user's rated conversations become training data (`kovr export-feedback`)? Off by default.
+    training_consent: NotRequired[bool]
 
 
 class ConversationDoc(TypedDict):
@@ -125,3 +127,27 @@ class AuditDoc(TypedDict):
     target_id: ObjectId | None
     details: dict[str, Any]
     at: dt.datetime
+
+
+class SharedMessage(TypedDict):
+    """One message as a share copied it: only what the public page shows."""
+
+    role: MessageRole
+    content: str
+    created_at: dt.datetime
+    image_ids: list[ObjectId]
+
+
+class ShareDoc(TypedDict):
+    """A read-only snapshot of a conversation's shown branch, public under /s/<_id>.
+
+    A snapshot rather than a live view: the owner keeps chatting and editing, and a link given
+    out must neither change nor leak what was written after it was made."""
+
+    _id: str  # secrets.token_urlsafe: the id is the only secret of a public link
+    user_id: ObjectId
+    conversation_id: ObjectId
+    title: str
+    messages: list[SharedMessage]
+    image_ids: list[ObjectId]  # every image of `messages`: the only ones /s/<id>/images/ serves
+    created_at: dt.datetime

@@ -38,6 +38,7 @@ async def create_user(
         "created_at": now,
         "updated_at": now,
         "password_changed_at": now,
+        "training_consent": False,  # opt-in only (see `kovr export-feedback`)
     }
     try:
         result = await db.users.insert_one(doc)
@@ -56,7 +57,8 @@ async def get_user_by_email(*, db: Db, email: str) -> dict[str, Any] | None:
 
 
 async def update_user(*, db: Db, user_id: ObjectId, changes: dict[str, Any]) -> dict[str, Any] | None:
-    allowed = {k: v for k, v in changes.items() if k in {"display_name", "disabled", "role", "answer_style"}}
+    allowed = {k: v for k, v in changes.items() if k in {"display_name", "disabled", "role", "answer_style",
+                                                            "training_consent"}}
     result = await db.users.find_one_and_update(
         {"_id": user_id}, {"$set": {**allowed, "updated_at": utcnow()}}, return_document=ReturnDocument.AFTER
     )

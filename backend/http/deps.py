@@ -67,6 +67,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[Db, Depends(get_db)]
 
 
+def public_base_url(request: Request, settings: Settings) -> str:
+    """Where this site is reached, for links given out (share links): KOVR_PUBLIC_URL when set
+    (behind a proxy the request's own host may be an internal one), else the request's."""
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
 def client_ip(request: Request) -> str | None:
     """The client's address for rate limits: X-Forwarded-For's when a trusted proxy sent it
     (uvicorn's proxy headers, `forwarded_allow_ips`), else the connection's."""
@@ -218,3 +224,4 @@ LocaleDep = Annotated[str, Depends(get_locale)]
 CurrentUser = Annotated[dict[str, Any], Depends(get_current_user)]
 AdminAuth = Annotated[AuthContext, Depends(get_admin)]
 OptionalUser = Annotated[dict[str, Any] | None, Depends(get_optional_user)]
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, StringConstraints
 
 from backend.core.text import DisplayName, Password, idna_email, nfc, nfkc_email
 
@@ -29,6 +29,8 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     display_name: DisplayName | None = None
     answer_style: AnswerStyle | None = None
+    training_consent: bool | None = Field(
+        default=None, description="내 대화를 모델 개선에 사용: rated answers may be exported as training data")
 
 
 class PasswordChange(BaseModel):
@@ -48,6 +50,7 @@ class UserPublic(BaseModel):
     display_name: str
     role: Literal["user", "admin"] = "user"
     answer_style: AnswerStyle = "balanced"
+    training_consent: bool = False
     created_at: dt.datetime
 
     @classmethod
@@ -58,5 +61,6 @@ class UserPublic(BaseModel):
             display_name=doc["display_name"],
             role=doc.get("role", "user"),
             answer_style=doc.get("answer_style", "balanced"),
+            training_consent=bool(doc.get("training_consent", False)),
             created_at=doc["created_at"],
         )

@@ -14,10 +14,11 @@ from backend.core.errors import AppError
 from backend.core.i18n import LANG_COOKIE, LOCALES, message_for, translator
 from backend.core.text import nfc
 from backend.http import cookies
-from backend.http.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip
+from backend.http.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip, public_base_url
 from backend.schemas.usage import UsagePublic
 from backend.schemas.users import PasswordChange, UserCreate, UserUpdate
 from backend.services import account, admin, auth, usage
+from backend.services import shares as shares_service
 from backend.web import usage_chart
 from backend.web.common import locale, safe_next, to_login, user_view
 from backend.web.templating import render
@@ -112,13 +113,19 @@ async def _settings_page(request: Request, db: DbDep, user: dict[str, Any], stat
     report = await usage.report(request.app.state.settings, db, user=user)
     return render(request, "settings.html", status_code, user=user_view(user), tokens=views,
                   answer_styles=list(ANSWER_STYLES), is_admin=admin.is_admin(user), **usage_context(request, report),
-                  **extra)
+                  shares=await _share_views(request, db, user), **extra)
 
 
 def usage_context(request: Request, report: UsagePublic) -> dict[str, Any]:
     """What partials/usage_chart.html draws."""
     return {"usage": report, "chart": usage_chart.build(report, locale(request)),
             "reset_text": usage_chart.reset_text(report, locale(request))}
+
+
+async def _share_views(request: Request, db: DbDep, user: dict[str, Any]) -> list[dict[str, Any]]:
+    base = public_base_url(request, request.app.state.settings)
+    return [{"id": s["_id"], "title": s["title"], "url": f"{base}{shares_service.share_path(s['_id'])}",
+             "created_at": s["created_at"]} for s in await shares_service.list_shares(db, user_id=user["_id"])]
 
 
 @router.get("/settings")
@@ -128,7 +135,7 @@ async def settings_page(request: Request, db: DbDep, user: OptionalUser) -> Resp
     return await _settings_page(request, db, user)
 
 
-async def _save_profile(request: Request, db: DbDep, user: dict[str, Any], **fields: str) -> Response:
+async def _save_profile(request: Request, db: DbDep, user: dict[str, Any], **fields: object) -> Response:
     """One profile form: validated, saved through the account service, the page shown again."""
     try:
         changes = UserUpdate(**fields).model_dump(exclude_none=True)
@@ -150,6 +157,16 @@ async def update_answer_style(request: Request, db: DbDep, user: OptionalUser, a
     if user is None:
         return to_login(request)
     return await _save_profile(request, db, user, answer_style=answer_style)
+
+
+@router.post("/settings/consent")
+async def update_consent(
+    request: Request, db: DbDep, user: OptionalUser, training_consent: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """The consent checkbox: an unchecked box is simply absent from the form, so absent = off."""
+    if user is None:
+        return to_login(request)
+    return await _save_profile(request, db, user, training_consent=training_consent == "yes")
 
 
 @router.post("/settings/password")

@@ -34,4 +34,5 @@ def safe_next(target: str | None, default: str = "/chat") -> str:
 
 def user_view(user: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(user["_id"]), "email": user["email"], "display_name": user["display_name"],
-            "answer_style": user.get("answer_style", "balanced")}
+            "answer_style": user.get("answer_style", "balanced"),
+            "training_consent": bool(user.get("training_consent", False))}

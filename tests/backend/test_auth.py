@@ -33,7 +33,8 @@ async def test_signup_returns_public_fields_only(client: httpx.AsyncClient) -> N
     )
     assert resp.status_code == 201
     body = resp.json()
-    assert set(body) == {"id", "email", "display_name", "role", "answer_style", "created_at"}
+    assert set(body) == {"id", "email", "display_name", "role", "answer_style", "training_consent", "created_at"}
+    assert body["training_consent"] is False  # opt-in only
     assert body["email"] == email  # stored lower-cased
     assert body["display_name"] == "김철수"
 

@@ -245,4 +245,29 @@ async def test_usage_admin_indexes_are_made_once_on_old_data(fresh_db: Db) -> No
     with pytest.raises(DuplicateKeyError):
         await fresh_db.usage_daily.insert_one({"user_id": user, "day": "2026-01-01", "messages": 1})
     await importlib.import_module("migrations.0007_usage_admin").up(fresh_db)  # again, by hand
+
+
+async def test_shares_and_consent_migration_on_old_users(fresh_db: Db) -> None:
+    """0008 on users stored before it: each gets training_consent false (never true by default), a
+    value already set is kept, the shares indexes exist, and a second run changes nothing."""
+    older = [m for m in discover() if m.name < "0008"]
+    await apply_migrations(fresh_db, migrations=older)
+    now = dt.datetime.now(dt.UTC)
+    old, decided = ObjectId(), ObjectId()
+    await fresh_db.users.insert_many([
+        {"_id": old, "email": "old@example.com", "display_name": "옛 사용자", "created_at": now},
+        {"_id": decided, "email": "yes@example.com", "display_name": "동의", "created_at": now,
+         "training_consent": True},
+    ])
+    report = await apply_migrations(fresh_db)
+    assert "0008_shares_consent" in report.applied
+    assert (await fresh_db.users.find_one({"_id": old}) or {})["training_consent"] is False
+    assert (await fresh_db.users.find_one({"_id": decided}) or {})["training_consent"] is True
+    indexes = await fresh_db.shares.index_information()
+    assert {"user_created", "conversation_user"} <= set(indexes)
+    assert "training_consent" in await fresh_db.users.index_information()
+    from importlib import import_module
+
+    await import_module("migrations.0008_shares_consent").up(fresh_db)  # idempotent when run again by hand
+    assert await fresh_db.users.count_documents({"training_consent": {"$exists": False}}) == 0
     assert (await apply_migrations(fresh_db)).applied == []

@@ -1,6 +1,7 @@
 """Every page under the strict Content-Security-Policy in a real browser: login, sign-up, the chat
-with a streamed answer (and an uploaded image), settings and /docs. Any `securitypolicyviolation`
-event or CSP console message fails the test: nothing on our pages may need inline code or eval."""
+with a streamed answer (and an uploaded image), a share link's public page, settings and /docs.
+Any `securitypolicyviolation` event or CSP console message fails the test: nothing on our pages
+may need inline code or eval."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def test_every_page_runs_under_the_content_security_policy(browser: Any, app_url
     box.fill("안녕하세요")
     box.press("Enter")
     page.locator("article.msg.assistant .content.markdown").last.wait_for(timeout=60_000)
+    page.get_by_role("button", name="공유").click()  # the share panel (htmx), then the public page
+    page.goto(page.locator("#share-url").input_value())
+    page.locator(".shared-messages .msg.assistant").wait_for()
     page.goto(f"{app_url}/settings")
     page.locator("form[action='/settings/delete-account']").wait_for()
     page.goto(f"{app_url}/docs")
@@ -56,7 +60,7 @@ def test_every_page_runs_under_the_content_security_policy(browser: Any, app_url
     context.close()
 
     assert not problems, problems
-    assert len(policies) >= 5, policies
+    assert len(policies) >= 6, policies
     for url, policy in policies.items():
         assert "default-src 'self'" in policy and "'unsafe-inline'" not in policy and "unsafe-eval" not in policy, url
         assert "frame-ancestors 'none'" in policy, url

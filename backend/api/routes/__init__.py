@@ -14,10 +14,12 @@ from backend.api.routes import (
     auth,
     chat,
     conversations,
+    feedback_export,
     health,
     images,
     messages,
     openai_compat,
+    shares,
     tokens,
     users,
 )
@@ -34,6 +36,8 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (messages.router, API_PREFIX),
     (images.router, API_PREFIX),
     (admin.router, API_PREFIX),
+    (shares.router, API_PREFIX),
+    (feedback_export.router, API_PREFIX),
     (openai_compat.router, ""),
     (api_docs.router, ""),
 ]

@@ -119,10 +119,11 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
     # the daily quota's reservation (both limits, one, none), settling, the usage page and admin list
     for limits in (usage.Limits(messages=100, tokens=10_000), usage.Limits(messages=100, tokens=0),
                    usage.Limits(messages=0, tokens=0)):
-        reservation = await usage.reserve(db=db, user_id=uid, tokens=10, limits=limits)
-        assert reservation is not None
-        await usage.settle(db=db, reservation=reservation, prompt_tokens=5, generated_tokens=3)
-    await usage.release(db=db, reservation=reservation)
+        held = await usage.reserve(db=db, user_id=uid, tokens=10, limits=limits)
+        assert held is not None
+        await usage.settle(db=db, reservation=held, prompt_tokens=5, generated_tokens=3)
+    assert held is not None
+    await usage.release(db=db, reservation=held)
     await usage.days(db=db, user_id=uid, since="2026-01-01")
     await usage.totals_by_user(db=db, user_ids=[uid], since="2026-01-01")
 

@@ -1,6 +1,8 @@
 """What an answer's listeners receive: `token` {text}, then one terminal `done` or `error`.
 
-Event ids are "<attempt>-<characters so far>" (attempt: bumped by regenerate). A listener that
+Event ids are "<attempt>-<characters so far>" (attempt: 0 for every answer since the message tree,
+where regenerate makes a new message; older answers keep theirs). A continued answer keeps its
+attempt and its offsets go on from the saved text, so ids only grow. A listener that
 comes back with one (Last-Event-ID or ?after=) gets the text it missed as a single catch-up event,
 then the live stream: the same ids from whichever worker serves it, live or from the database.
 """

@@ -1,5 +1,5 @@
 """The conversation tree in a real browser: 계속 on a length-ended answer, edit a sent message
-inline (Enter during Hangul composition never submits), the ‹ 1 / 2 › switcher, regenerate as a
+inline (Enter during Hangul composition never submits), the "1 / 2" switcher, regenerate as a
 new version, delete a message, a search hit on another branch, the English labels, phone width. Screenshots go to
 test-artifacts/ and /tmp/shots-tree/."""
 
@@ -44,12 +44,14 @@ def _continue_a_cut_off_answer(page: Any, account: Account, conversation: str, a
     _shot(page, artifacts, "continue-button")
     last.get_by_role("button", name="계속").click()
     deadline = time.monotonic() + 60
-    while (after := _saved(account, conversation)[-1])["status"] == "streaming" or after["content"] == before["content"]:
+    while ((after := _saved(account, conversation)[-1])["status"] == "streaming"
+           or after["content"] == before["content"]):
         assert time.monotonic() < deadline, "the continued answer did not finish"
         time.sleep(0.2)
     # The page shows the whole answer, rendered, once its stream ended.
-    page.wait_for_function("([id, n]) => { const c = document.querySelector(`#m-${id} .msg-body > .content.markdown`);"
-                           " return c && c.textContent.trim().length > n; }", arg=[before["id"], len(before["content"])])
+    page.wait_for_function(
+        "([id, n]) => { const c = document.querySelector(`#m-${id} .msg-body > .content.markdown`);"
+        " return c && c.textContent.trim().length > n; }", arg=[before["id"], len(before["content"])])
     assert after["id"] == before["id"] and after["content"].startswith(before["content"])
     assert len(after["content"]) > len(before["content"])
     assert len(_saved(account, conversation)) == 4  # the same message grew: nothing was added

@@ -3,7 +3,8 @@
 - Every message gets `parent_id`: a linear conversation is chained by (created_at, _id) order.
 - Every `alternatives` entry of an answer (an earlier answer kept by the old regenerate) becomes a
   sibling assistant message with its content, status, finish reason, feedback, parameters and
-  created_at; its rating in `feedback` moves with it. The current answer stays the shown one.
+  created_at; its rating in `feedback` moves with it. The current answer stays the shown one and
+  becomes the newest version (its created_at a moment after its last alternative's).
 - Every conversation gets `current_leaf_id`: its newest message (what the page showed before).
 - messages `conversation_parent`: the siblings of one message (GET /messages/{id}, has_children).
 Idempotent: a conversation is done once it has `current_leaf_id` (set last, after its messages);
@@ -13,6 +14,7 @@ repeated writes the same documents again instead of new copies.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Any
 
@@ -62,6 +64,8 @@ async def _convert(db: AsyncDatabase[dict[str, Any]], conversation_id: ObjectId)
             if alt.get("feedback"):
                 feedback.append(_feedback_write(doc, alt["feedback"]))
         changes: dict[str, Any] = {"$set": {"parent_id": chained, "attempt": message.get("attempt", len(alternatives))}}
+        if alternatives:
+            changes["$set"]["created_at"] = _after_alternatives(message, alternatives)
         if "alternatives" in message:
             changes["$unset"] = {"alternatives": ""}
             if alternatives and not message.get("feedback"):
@@ -76,6 +80,14 @@ async def _convert(db: AsyncDatabase[dict[str, Any]], conversation_id: ObjectId)
         await write(db)
     leaf = parent  # the newest message of the linear chain: the answer shown until now
     await db.conversations.update_one({"_id": conversation_id}, {"$set": {"current_leaf_id": leaf}})
+
+
+def _after_alternatives(message: dict[str, Any], alternatives: list[dict[str, Any]]) -> Any:
+    """The current answer is the newest version (n / n in the switcher, the one a switch picks):
+    a moment after its last alternative, which was made before anything later was said."""
+    times = [a["created_at"] for a in alternatives if a.get("created_at")]
+    latest = max(times, default=message["created_at"])
+    return max(message["created_at"], latest + dt.timedelta(milliseconds=1))
 
 
 def _alternative(message: dict[str, Any], alt: dict[str, Any], index: int,

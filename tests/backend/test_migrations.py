@@ -204,8 +204,9 @@ async def test_message_tree_converts_old_conversations_once(fresh_db: Db) -> Non
     assert [by_id[i]["parent_id"] for i in (q0, a0, q1, a1)] == [None, q0, a0, q1]
     assert by_id[a0]["attempt"] == 2 and by_id[a0]["content"] == "셋째 답"
     siblings = [d for d in docs if d["parent_id"] == q0]
-    assert [d["content"] for d in siblings] == ["셋째 답", "첫 답", "둘째 답"]
-    first, second = siblings[1], siblings[2]
+    assert [d["content"] for d in siblings] == ["첫 답", "둘째 답", "셋째 답"]  # the current one is the newest
+    first, second = siblings[0], siblings[1]
+    assert by_id[a0]["created_at"] == at[3] + dt.timedelta(milliseconds=1) < by_id[q1]["created_at"]
     assert first["status"] == "complete" and first["feedback"] == {"rating": 1, "comment": "좋아요"}
     assert first["parameters"] == {"temperature": 0.0} and first["created_at"] == at[2]
     assert second["status"] == "stopped" and second["finish_reason"] == "stopped"

@@ -307,6 +307,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "admin_max_tokens": ("최대 토큰 (입력 / 전체)", "Max tokens (input / total)"),
     "admin_refresh": ("새로고침", "Refresh"),
     "admin_audit": ("감사 기록 (최근 50개)", "Audit trail (latest 50)"),
+    "admin_export": ("학습 데이터 내보내기", "Training data export"),
+    "admin_export_hint": ("모델 개선에 동의한 사용자의 평가된 답변을 SFT 기록과 선호 쌍(JSONL), 요약으로 "
+                          "내려받습니다. 이메일과 전화번호 같은 개인정보는 가려집니다. "
+                          "날짜로 좁히려면 kovr export-feedback --since 를 쓰세요.",
+                          "Rated answers of users who consented, as SFT records, preference pairs (JSONL) and a "
+                          "summary; emails, phone numbers and the like are masked. To narrow by date use "
+                          "kovr export-feedback --since."),
+    "admin_export_download": ("ZIP 내려받기", "Download ZIP"),
     "admin_no_audit": ("아직 기록이 없습니다.", "Nothing recorded yet."),
     "admin_when": ("시각", "When"),
     "admin_who": ("누가", "Who"),

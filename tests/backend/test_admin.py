@@ -166,6 +166,9 @@ def test_admin_page_shows_users_model_and_audit(admin_stack: Stack, admin: Accou
     with _browser(admin_stack, admin) as page:
         html = page.get("/admin").text
         assert admin.email in html and "모델 서버" in html and "감사 기록" in html
+        assert 'href="/api/v1/admin/export-feedback"' in html  # the export, downloaded with the page's session
+        download = page.get("/api/v1/admin/export-feedback")
+        assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
         target = admin_stack.account()
         row = page.post(f"/admin/users/{target.user_id}/disable")
         assert row.status_code == 200 and "활성화" in row.text

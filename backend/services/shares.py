@@ -90,7 +90,3 @@ async def shared_image(db: Db, *, share_id: str, image_id: str) -> ImageDoc:
     if doc is None:
         raise AppError("image_not_found")
     return doc
-
-
-def share_path(share_id: str) -> str:
-    return f"/s/{share_id}"

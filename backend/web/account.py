@@ -15,6 +15,7 @@ from backend.core.i18n import LANG_COOKIE, LOCALES, message_for, translator
 from backend.core.text import nfc
 from backend.http import cookies
 from backend.http.deps import CsrfProtected, DbDep, OptionalUser, SettingsDep, client_ip, public_base_url
+from backend.schemas.shares import SharePublic
 from backend.schemas.usage import UsagePublic
 from backend.schemas.users import PasswordChange, UserCreate, UserUpdate
 from backend.services import account, admin, auth, usage
@@ -122,10 +123,9 @@ def usage_context(request: Request, report: UsagePublic) -> dict[str, Any]:
             "reset_text": usage_chart.reset_text(report, locale(request))}
 
 
-async def _share_views(request: Request, db: DbDep, user: dict[str, Any]) -> list[dict[str, Any]]:
+async def _share_views(request: Request, db: DbDep, user: dict[str, Any]) -> list[SharePublic]:
     base = public_base_url(request, request.app.state.settings)
-    return [{"id": s["_id"], "title": s["title"], "url": f"{base}{shares_service.share_path(s['_id'])}",
-             "created_at": s["created_at"]} for s in await shares_service.list_shares(db, user_id=user["_id"])]
+    return [SharePublic.from_doc(s, base_url=base) for s in await shares_service.list_shares(db, user_id=user["_id"])]
 
 
 @router.get("/settings")

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from backend.core.errors import AppError
 from backend.db.models import ShareDoc
 from backend.http.deps import DbDep, OptionalUser, SettingsDep, public_base_url
+from backend.schemas.shares import SharePublic
 from backend.services import shares as shares_service
 from backend.web.common import is_htmx, to_login
 from backend.web.templating import render
@@ -59,8 +60,8 @@ async def create_share(conversation_id: str, request: Request, db: DbDep, settin
     if user is None:
         return to_login(request)
     share = await shares_service.create_share(db, user_id=user["_id"], conversation_id=conversation_id)
-    url = f"{public_base_url(request, settings)}{shares_service.share_path(share['_id'])}"
-    return render(request, "partials/share_panel.html", share={"id": share["_id"], "url": url})
+    return render(request, "partials/share_panel.html",
+                  share=SharePublic.from_doc(share, base_url=public_base_url(request, settings)))
 
 
 @router.post("/shares/{share_id}/revoke")

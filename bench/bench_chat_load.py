@@ -287,7 +287,8 @@ async def _clients(n: int, rounds: int, one: Any) -> tuple[list[Stream], float, 
     return [s for r in results for s in r], time.process_time() - cpu0, time.perf_counter() - wall0
 
 
-async def load_level(app_port: int, upstream_port: int, n: int, rounds: int, tokens: int) -> dict[str, Any]:
+async def load_level(app_port: int, upstream_port: int, n: int, rounds: int, tokens: int,
+                     server_pid: int) -> dict[str, Any]:
     accounts = await _accounts(app_port, min(n, 10))
     convs = await _conversations(app_port, accounts, n)
     body = {"content": QUESTION, "parameters": {"temperature": 0, "max_new_tokens": tokens}}
@@ -300,13 +301,43 @@ async def load_level(app_port: int, upstream_port: int, n: int, rounds: int, tok
         return sse_request(upstream_port, "/generate_stream",
                            {"inputs": QUESTION, "parameters": {"max_new_tokens": tokens}}, {}, True)
 
+    before = process_cpu(server_pid)
     b_streams, b_cpu, b_wall = await _clients(n, rounds, backend)
+    await asyncio.sleep(1.0)  # what the answers left behind (final writes) counts too
+    after = process_cpu(server_pid)
     d_streams, d_cpu, d_wall = await _clients(n, rounds, direct)
     b, d = _summary(b_streams), _summary(d_streams)
     return {"streams": n, "backend": b, "direct": d,
             "added_ttft_p50": b["ttft_p50"] - d["ttft_p50"], "added_ttft_p99": b["ttft_p99"] - d["ttft_p99"],
             "added_gap_p99": b["gap_p99"] - d["gap_p99"],
-            "client_cpu_pct": round(100 * b_cpu / b_wall, 1), "direct_client_cpu_pct": round(100 * d_cpu / d_wall, 1)}
+            "client_cpu_pct": round(100 * b_cpu / b_wall, 1), "direct_client_cpu_pct": round(100 * d_cpu / d_wall, 1),
+            **{f"{part}_cpu_ms_per_answer": round(1000 * (after[part] - before[part]) / len(b_streams), 1)
+               for part in ("database", "backend")}}
+
+
+# -- where the CPU goes -------------------------------------------------------------------------------
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo.extend(int(c) for c in task.read_text().split())
+    return out
+
+
+def process_cpu(root: int) -> dict[str, float]:
+    """CPU seconds so far of `kovr serve` and its children, split into the database and the rest."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {"database": 0.0, "backend": 0.0}
+    for pid in _descendants(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        out["database" if b"secantusd" in cmdline else "backend"] += (int(stat[11]) + int(stat[12])) / ticks
+    return out
 
 
 # -- history rows --------------------------------------------------------------------------------------
@@ -434,9 +465,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model_url = f"http://127.0.0.1:{upstream}"
         for workers in args.workers:
             for n in args.levels:
-                with tempfile.TemporaryDirectory() as tmp, kovr_serve(Path(tmp), model_url, workers) as (port, _):
+                with tempfile.TemporaryDirectory() as tmp, kovr_serve(Path(tmp), model_url, workers) as (port, proc):
                     row = {"workers": workers, "loadavg": _loadavg(),
-                           **asyncio.run(load_level(port, upstream, n, args.rounds, args.tokens))}
+                           **asyncio.run(load_level(port, upstream, n, args.rounds, args.tokens, proc.pid))}
                 print(json.dumps(row, ensure_ascii=False), flush=True)
                 out["load"].append(row)
         if args.history:

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     # A crash loses at most this much of an answer's text (plus one write): saves are coalesced,
     # at most one in flight per answer.
     chat_save_interval_s: float = Field(default=0.5, gt=0, description="how often a streaming answer is saved")
+    # Periodic saves per second per worker, all answers together: with many answers at once the
+    # interval stretches (up to the lease heartbeat) instead of the database falling behind.
+    # 0 = no budget. bench/bench_chat_load.py measures the database's cost per answer.
+    chat_saves_per_s: float = Field(default=40.0, ge=0)
     # A worker renews the lease of each answer it generates every chat_lease_s / 4; an answer whose
     # lease ran out (its worker died) is settled as interrupted, its text kept.
     chat_lease_s: float = Field(default=8.0, gt=0)

@@ -4,7 +4,10 @@ worker's own listeners, the durable copy in the database.
 The database is the source of truth across workers: the owner appends the text in coalesced
 writes (at most one in flight per answer, at most `chat_save_interval_s` apart, never on the
 token path) which also renew its lease; any worker follows the message there
-(`backend.chat.follow`). A crash loses at most one save interval of text plus one write. A stop
+(`backend.chat.follow`). Under load the interval stretches so that the worker's saves stay within
+`chat_saves_per_s` (never beyond the heartbeat, which keeps the lease): a database that falls
+behind its writes slows every answer, including their first tokens. A crash loses at most one
+save interval of text plus one write. A stop
 recorded in the database by another worker reaches the owner through the follower (or, without
 change streams, through its next save, which the stop makes fail).
 """
@@ -44,10 +47,17 @@ KEEP_FINISHED_S = 5.0  # a listener arriving just after the end still finds the 
 class JobTiming:
     save_interval_s: float
     lease_s: float
+    saves_per_s: float = 0.0  # the worker's budget of periodic saves; 0 = none (every answer every interval)
 
     @property
     def heartbeat_s(self) -> float:
         return self.lease_s / 4
+
+    def save_interval(self, running: int) -> float:
+        """Seconds between two saves of one answer while `running` answers run on this worker."""
+        if self.saves_per_s <= 0:
+            return self.save_interval_s
+        return min(max(self.save_interval_s, running / self.saves_per_s), max(self.heartbeat_s, self.save_interval_s))
 
 
 @dataclass
@@ -222,7 +232,7 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     remaining = max(0.0, self.timing.heartbeat_s - (loop.time() - last))
                     await asyncio.wait_for(asyncio.shield(wake), remaining)
-            wait = self.timing.save_interval_s - (loop.time() - last)
+            wait = self.timing.save_interval(len(self._tasks)) - (loop.time() - last)
             if wait > 0:
                 await asyncio.sleep(wait)
             saved_len, last = len(job.text), loop.time()

@@ -38,7 +38,8 @@ async def open_chat(settings: Settings, db: Db) -> ChatServices:
                         stall_timeout_s=settings.chat_stall_timeout_s,
                         token=settings.model_server_token.get_secret_value() if settings.model_server_token else None)
     runner = JobRunner(db=db, model=model, worker_id=new_worker_id(),
-                       timing=JobTiming(save_interval_s=settings.chat_save_interval_s, lease_s=settings.chat_lease_s))
+                       timing=JobTiming(save_interval_s=settings.chat_save_interval_s, lease_s=settings.chat_lease_s,
+                                        saves_per_s=settings.chat_saves_per_s))
     follower = Follower(db=db, runner=runner, recheck_s=settings.chat_follow_recheck_s,
                         poll_s=settings.chat_follow_poll_s)
     await follower.start()

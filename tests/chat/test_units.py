@@ -8,7 +8,7 @@ import pytest
 from bson import ObjectId
 
 from backend.chat.events import Position, StreamEvent, parse_event_id
-from backend.chat.jobs import Job
+from backend.chat.jobs import Job, JobTiming
 from backend.chat.markdown import render_markdown
 from backend.chat.prompt import Exchange, ModelLimits, build_prompt, render
 from backend.chat.stop_filter import StopFilter
@@ -107,6 +107,16 @@ async def test_listeners_reattach_without_gaps_or_duplicates() -> None:
     assert "".join(first_seen) == "안녕하세요, 반갑습니다."
     # An id from an earlier attempt (before a regenerate) replays from the start.
     assert Position(1, 3).resume_from(2, "abcdef") == 0
+
+
+def test_saves_stretch_under_load_within_the_workers_budget_and_never_past_the_heartbeat() -> None:
+    timing = JobTiming(save_interval_s=0.5, lease_s=8.0, saves_per_s=40.0)
+    assert timing.save_interval(1) == 0.5  # a quiet worker saves as often as configured
+    assert timing.save_interval(20) == 0.5
+    assert timing.save_interval(60) == pytest.approx(1.5)  # 60 answers / 1.5 s = the 40 saves per second
+    assert timing.save_interval(400) == timing.heartbeat_s == 2.0  # the lease is still renewed in time
+    assert JobTiming(save_interval_s=0.5, lease_s=8.0).save_interval(400) == 0.5  # no budget: as configured
+    assert JobTiming(save_interval_s=3.0, lease_s=8.0, saves_per_s=40.0).save_interval(1) == 3.0
 
 
 @pytest.mark.parametrize("value", ["x-1", "1-", "-1", "1-2-3", "1" * 5000 + "-1", "١-٢", "0-" + "9" * 60])

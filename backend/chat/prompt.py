@@ -81,13 +81,18 @@ async def build_prompt(
     count: TokenCounter,
     answer_prefix: str = "",
 ) -> PromptPlan:
-    """The longest suffix of the history that fits, found with a binary search over /tokenize."""
+    """The longest suffix of the history that fits: all of it if it does, else found with a binary
+    search over /tokenize."""
 
     async def size(keep: int) -> tuple[str, int]:
         text = render(template, history[len(history) - keep:] if keep else [], question, images, answer_prefix)
         return text, await _count_with_images(text, count, limits.image_prefix_tokens)
 
     budget = min(limits.max_input_tokens, limits.max_total_tokens - max_new_tokens)
+    if history:  # the usual case, a conversation that still fits whole: one /tokenize call, not a search
+        whole = await size(len(history))
+        if whole[1] <= budget:
+            return PromptPlan(whole[0], whole[1], len(history), 0, max_new_tokens)
     text, tokens = await size(0)
     if tokens > limits.max_input_tokens:
         raise AppError("prompt_too_long", f"{tokens} tokens > {limits.max_input_tokens}")

@@ -53,6 +53,21 @@ async def test_trimming_drops_oldest_whole_exchanges() -> None:
     assert "질문 9" in plan.text and "질문 0" not in plan.text
 
 
+async def test_a_history_that_fits_whole_costs_one_token_count() -> None:
+    counted: list[str] = []
+
+    async def count(text: str) -> int:
+        counted.append(text)
+        return len(text)
+
+    history = [Exchange(f"질문 {i}", f"답 {i}") for i in range(12)]
+    limits = ModelLimits(max_input_tokens=2000, max_total_tokens=2400)
+    plan = await build_prompt(template=KULLM, history=history, question="마지막 질문", images=[], limits=limits,
+                              max_new_tokens=200, count=count)
+    assert (plan.kept_exchanges, plan.dropped_exchanges) == (12, 0)
+    assert counted == [plan.text] and plan.text == render(KULLM, history, "마지막 질문", [])
+
+
 async def test_trimming_counts_image_prefix_not_base64() -> None:
     image = "data:image/png;base64," + "A" * 5000
     limits = ModelLimits(max_input_tokens=400, max_total_tokens=600, image_prefix_tokens=64)

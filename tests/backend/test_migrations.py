@@ -272,3 +272,17 @@ async def test_shares_and_consent_migration_on_old_users(fresh_db: Db) -> None:
     await import_module("migrations.0008_shares_consent").up(fresh_db)  # idempotent when run again by hand
     assert await fresh_db.users.count_documents({"training_consent": {"$exists": False}}) == 0
     assert (await apply_migrations(fresh_db)).applied == []
+
+
+async def test_redundant_message_indexes_are_dropped_once(fresh_db: Db) -> None:
+    """0009 on a database from before it: the two indexes other indexes already serve are gone, the
+    ones the chat path plans on stay, and a second run (by hand or by the runner) changes nothing."""
+    await apply_migrations(fresh_db, migrations=[m for m in discover() if m.name < "0009"])
+    assert {"conversation_created", "user"} <= set(await fresh_db.messages.index_information())
+    assert "0009_leaner_message_indexes" in (await apply_migrations(fresh_db)).applied
+    names = set(await fresh_db.messages.index_information())
+    assert not names & {"conversation_created", "user"}
+    assert {"conversation_user_created", "user_role_created", "user_search_keys", "status_lease"} <= names
+    await importlib.import_module("migrations.0009_leaner_message_indexes").up(fresh_db)
+    assert set(await fresh_db.messages.index_information()) == names
+    assert (await apply_migrations(fresh_db)).applied == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, cast
 
 from bson import ObjectId
@@ -120,18 +121,48 @@ async def update_conversation(
     )
 
 
-async def claim(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, message_id: ObjectId) -> bool:
-    """Reserve the conversation for one new answer (atomic across workers); False if one is running."""
+@dataclass(frozen=True)
+class Shown:
+    """What a new answer changes in its conversation, written with the claim: the branch shown
+    (ending at the answer), the message count, the list order, and the title of a new conversation."""
+
+    leaf_id: ObjectId
+    added_messages: int
+    title: str | None = None
+
+
+async def claim(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, message_id: ObjectId,
+                shown: Shown | None = None) -> bool:
+    """Reserve the conversation for one new answer (atomic across workers); False if one is running.
+    With `shown`, the conversation shows the answer in the same write (one write where there were
+    two before the first token: each rewrites the conversation's index entries)."""
+    changes: dict[str, Any] = {"active_message_id": message_id}
+    inc: dict[str, Any] = {}
+    if shown is not None:
+        changes.update(updated_at=utcnow(), current_leaf_id=shown.leaf_id)
+        if shown.title is not None:
+            changes.update(title=shown.title, title_keys=search_keys(shown.title))
+        inc = {"$inc": {"message_count": shown.added_messages}} if shown.added_messages else {}
     result = await db.conversations.update_one(
-        {"_id": conversation_id, "user_id": user_id, "active_message_id": None},
-        {"$set": {"active_message_id": message_id}},
+        {"_id": conversation_id, "user_id": user_id, "active_message_id": None}, {"$set": changes, **inc},
     )
     return result.modified_count == 1
 
 
-async def release(*, db: Db, conversation_id: ObjectId, message_id: ObjectId) -> None:
+async def release(*, db: Db, conversation_id: ObjectId, message_id: ObjectId,
+                  undo: tuple[ConversationDoc, Shown] | None = None) -> None:
+    """Give the conversation back; with `undo` (an answer refused before it started: its messages
+    were taken back) also what the claim showed, as the conversation was before it."""
+    changes: dict[str, Any] = {"active_message_id": None}
+    inc: dict[str, Any] = {}
+    if undo is not None:
+        before, shown = undo
+        changes.update(updated_at=before["updated_at"], current_leaf_id=before.get("current_leaf_id"))
+        if shown.title is not None:
+            changes.update(title=before["title"], title_keys=search_keys(before["title"]))
+        inc = {"$inc": {"message_count": -shown.added_messages}} if shown.added_messages else {}
     await db.conversations.update_one(
-        {"_id": conversation_id, "active_message_id": message_id}, {"$set": {"active_message_id": None}}
+        {"_id": conversation_id, "active_message_id": message_id}, {"$set": changes, **inc}
     )
 
 

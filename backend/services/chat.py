@@ -34,6 +34,7 @@ from backend.db import conversations as conversations_repo
 from backend.db import images as images_repo
 from backend.db import messages as messages_repo
 from backend.db.client import Db
+from backend.db.conversations import Shown
 from backend.db.ids import parse_id
 from backend.db.models import ConversationDoc, MessageDoc
 from backend.db.tree import Tree
@@ -116,10 +117,10 @@ def _image_ids(values: list[str], settings: Settings) -> list[ObjectId]:
 
 # -- one answer at a time per conversation, across workers --------------------------------------
 async def _claim(chat: ChatServices, db: Db, conversation: ConversationDoc, message_id: ObjectId,
-                 busy_code: str) -> None:
+                 busy_code: str, shown: Shown | None = None) -> None:
     async def claim() -> bool:
         return await conversations_repo.claim(db=db, user_id=conversation["user_id"],
-                                              conversation_id=conversation["_id"], message_id=message_id)
+                                              conversation_id=conversation["_id"], message_id=message_id, shown=shown)
 
     if await claim() or (await _free_stale_claim(chat, db, conversation) and await claim()):
         return
@@ -259,15 +260,16 @@ def _new_answer(conversation: ConversationDoc, question: MessageDoc) -> MessageD
 
 
 async def _start_answer(chat: ChatServices, db: Db, answer: _Answer) -> Sent:
-    """The one way an answer starts (send, edit, regenerate, continue): claim the conversation,
-    store the new messages (or make the continued one a job), build the request from the path
-    root → question, start the job, show its branch. Anything refused before the job starts is
-    taken back, so nothing half-made is left."""
+    """The one way an answer starts (send, edit, regenerate, continue): claim the conversation and
+    show the answer's branch in it (one write), store the new messages (or make the continued one a
+    job), build the request from the path root → question, start the job. Anything refused before
+    the job starts is taken back, so nothing half-made is left."""
     conversation, assistant = answer.conversation, answer.assistant
     if not answer.continued:
         messages_repo.new_job(assistant, worker_id=chat.runner.worker_id, lease_s=chat.settings.chat_lease_s,
                               parameters=answer.parameters, attempt=0)
-    await _claim(chat, db, conversation, assistant["_id"], "generation_in_progress")
+    shown = _shown(answer)
+    await _claim(chat, db, conversation, assistant["_id"], "generation_in_progress", shown)
     # One round trip of concurrent work: the messages are stored while the rate check, the quota
     # reservation and the history read run (none sees the new messages); all of it is taken back
     # if any part refuses.
@@ -285,14 +287,14 @@ async def _start_answer(chat: ChatServices, db: Db, answer: _Answer) -> Sent:
         assert isinstance(stored, dict) and isinstance(request, TurnRequest)
         assert isinstance(reservation, Reservation)
     except BaseException:
-        await asyncio.gather(_take_back(chat, db, answer, stored_ok=not isinstance(stored, BaseException)),
+        await asyncio.gather(_take_back(chat, db, answer, shown, stored_ok=not isinstance(stored, BaseException)),
                              quota.release(db, reservation))
         raise
     job = chat.runner.start(cast(MessageDoc, stored), request, reservation)
-    await asyncio.gather(
-        images_repo.attach_images(db=db, user_id=conversation["user_id"], image_ids=answer.question["image_ids"],
-                                  conversation_id=conversation["_id"]),
-        _after_start(db, answer))
+    if shown.title is not None:
+        conversation["title"] = shown.title
+    await images_repo.attach_images(db=db, user_id=conversation["user_id"], image_ids=answer.question["image_ids"],
+                                    conversation_id=conversation["_id"])
     after = Position(job.attempt, len(assistant["content"])) if answer.continued else None
     return Sent(answer.question if answer.new_question else None, cast(MessageDoc, stored), job, after)
 
@@ -308,14 +310,15 @@ async def _store(chat: ChatServices, db: Db, answer: _Answer) -> MessageDoc:
     return job
 
 
-async def _take_back(chat: ChatServices, db: Db, answer: _Answer, *, stored_ok: bool) -> None:
+async def _take_back(chat: ChatServices, db: Db, answer: _Answer, shown: Shown, *, stored_ok: bool) -> None:
     user_id, message_id = answer.conversation["user_id"], answer.assistant["_id"]
     if stored_ok and answer.continued:  # back to the answer it was, text untouched
         await messages_repo.finish_job(db=db, message_id=message_id, worker_id=chat.runner.worker_id,
                                        changes={"status": "complete", "finish_reason": "length"})
     elif stored_ok:
         await messages_repo.delete_messages(db=db, user_id=user_id, message_ids=[d["_id"] for d in answer.new_docs])
-    await conversations_repo.release(db=db, conversation_id=answer.conversation["_id"], message_id=message_id)
+    await conversations_repo.release(db=db, conversation_id=answer.conversation["_id"], message_id=message_id,
+                                     undo=(answer.conversation, shown))
 
 
 async def _request(db: Db, answer: _Answer) -> TurnRequest:
@@ -493,16 +496,13 @@ def _exchanges(thread: list[MessageDoc]) -> list[Exchange]:
     return pairs
 
 
-async def _after_start(db: Db, answer: _Answer) -> None:
-    """Show the new answer's branch, count the new messages, move the conversation to the top of
-    the list, and title a new conversation from its first message (one write)."""
+def _shown(answer: _Answer) -> Shown:
+    """What the answer changes in its conversation: its branch is shown, the new messages counted,
+    the conversation moves to the top of the list, and a new one is titled from its first message."""
     conversation, title = answer.conversation, None
     text = answer.question["content"]
     if (answer.new_question and not conversation.get("message_count", 0)
             and conversation.get("title") in DEFAULT_TITLES):
         first_line = (text.splitlines() or ["이미지"])[0].strip() or "이미지"
         title = first_line if len(first_line) <= TITLE_CHARS else first_line[: TITLE_CHARS - 1] + "…"
-        conversation["title"] = title
-    await conversations_repo.touch_conversation(
-        db=db, user_id=conversation["user_id"], conversation_id=conversation["_id"],
-        added_messages=len(answer.new_docs), title=title, leaf_id=answer.assistant["_id"])
+    return Shown(leaf_id=answer.assistant["_id"], added_messages=len(answer.new_docs), title=title)

@@ -78,13 +78,16 @@ async def test_bad_conversation_inputs(client: httpx.AsyncClient) -> None:
 async def test_pagination_newest_first_without_gaps(client: httpx.AsyncClient, live: LiveServer) -> None:
     await signup_and_login(client)
     made = [await _create(client, f"대화 {i}") for i in range(7)]
-    # Touching the oldest one moves it to the top.
-    await conv_repo.touch_conversation(
+    # An answer starting in the oldest one moves it to the top.
+    answer_id = ObjectId()
+    assert await conv_repo.claim(
         db=live.db,
         user_id=(await live.db.conversations.find_one({"_id": ObjectId(made[0]["id"])}))["user_id"],
         conversation_id=ObjectId(made[0]["id"]),
-        added_messages=1,
+        message_id=answer_id,
+        shown=conv_repo.Shown(leaf_id=answer_id, added_messages=1),
     )
+    await conv_repo.release(db=live.db, conversation_id=ObjectId(made[0]["id"]), message_id=answer_id)
     expected = [made[0]["id"]] + [c["id"] for c in reversed(made[1:])]
     seen: list[str] = []
     cursor = None

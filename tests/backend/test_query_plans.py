@@ -91,7 +91,8 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
     await conv_repo.get_conversation(db=db, user_id=uid, conversation_id=conv["_id"])
     answer = msg_repo.new_message(conversation_id=conv["_id"], user_id=uid, role="assistant", content="")
     msg_repo.new_job(answer, worker_id="w1", lease_s=8, parameters={}, attempt=0)
-    await conv_repo.claim(db=db, user_id=uid, conversation_id=conv["_id"], message_id=answer["_id"])
+    await conv_repo.claim(db=db, user_id=uid, conversation_id=conv["_id"], message_id=answer["_id"],
+                          shown=conv_repo.Shown(leaf_id=answer["_id"], added_messages=2, title="t"))
     since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     await msg_repo.count_recent_user_messages(db=db, user_id=uid, since=since,
                                               until=dt.datetime.now(dt.UTC))
@@ -104,11 +105,12 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
     await msg_repo.has_children(db=db, message=answer)
     await conv_repo.set_leaf(db=db, user_id=uid, conversation_id=conv["_id"], leaf_id=answer["_id"])
     await msg_repo.delete_messages(db=db, user_id=uid, message_ids=[ObjectId()])
-    await conv_repo.touch_conversation(db=db, user_id=uid, conversation_id=conv["_id"], added_messages=2, title="t")
     await msg_repo.save_progress(db=db, message_id=answer["_id"], worker_id="w1", content="안녕", generated_tokens=1,
                                  lease_until=dt.datetime.now(dt.UTC))
     await msg_repo.finish_job(db=db, message_id=answer["_id"], worker_id="w1", changes={"content": "안녕하세요"})
     await conv_repo.release(db=db, conversation_id=conv["_id"], message_id=answer["_id"])
+    await conv_repo.release(db=db, conversation_id=conv["_id"], message_id=answer["_id"],
+                            undo=(conv, conv_repo.Shown(leaf_id=answer["_id"], added_messages=2, title="t")))
     await msg_repo.get_job(db=db, message_id=answer["_id"])
     await msg_repo.expired_jobs(db=db)
     await msg_repo.settle_if_expired(db=db, message_id=answer["_id"])

@@ -225,8 +225,12 @@ def test_messages_per_minute_are_limited(mongo_uri: str, model_url: str, tmp_pat
         conversation = account.conversation()
         for _ in range(2):
             assert stream_message(account, conversation, "짧게", parameters={"max_new_tokens": 2})[-1].event == "done"
+        before = account.client.get(f"/api/v1/conversations/{conversation}").json()
         limited = account.client.post(f"/api/v1/conversations/{conversation}/messages", json={"content": "세 번째"})
         assert limited.status_code == 429 and limited.json()["error"]["code"] == "chat_rate_limited"
+        # What the claim showed (branch, count, list order) is taken back with the refused message.
+        assert account.client.get(f"/api/v1/conversations/{conversation}").json() == before
+        assert before["message_count"] == 4 and len(account.messages(conversation)) == 4
 
 
 def test_answer_cut_by_a_restart_is_settled_on_reattach(app_url: str, app_settings: Settings, mongo_uri: str) -> None:

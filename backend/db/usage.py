@@ -29,6 +29,8 @@ class Reservation:
     user_id: ObjectId
     day: str
     tokens: int
+    # False: nothing was written (no limits to hold); the answer's message is counted when it settles.
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,11 @@ async def reserve(*, db: Db, user_id: ObjectId, tokens: int, limits: Limits) -> 
     """Take one message and `tokens` from today's quota if the day is still under its limits
     (None if not). One conditional upsert: when the day's document exists and is over a limit the
     filter does not match and the upsert's insert hits the unique index. A first-of-day race can
-    also hit it once, hence one retry (the document exists by then)."""
+    also hit it once, hence one retry (the document exists by then). Without limits nothing is
+    held, so nothing is written: settling counts the message (one write per answer fewer)."""
     day = day_of()
+    if not limits.messages and not limits.tokens:
+        return Reservation(user_id, day, 0, counted=False)
     change = {"$inc": {"messages": 1, "counted_tokens": tokens}, "$setOnInsert": {"user_id": user_id, "day": day}}
     for _ in range(2):
         try:
@@ -86,7 +91,7 @@ async def settle(*, db: Db, reservation: Reservation, prompt_tokens: int, genera
     await db.usage_daily.update_one(
         {"_id": _key(reservation.user_id, reservation.day)},
         {"$inc": {"prompt_tokens": prompt_tokens, "generated_tokens": generated_tokens,
-                  "counted_tokens": generated_tokens - reservation.tokens},
+                  "counted_tokens": generated_tokens - reservation.tokens, "messages": int(not reservation.counted)},
          "$setOnInsert": {"user_id": reservation.user_id, "day": reservation.day}},
         upsert=True,
     )
@@ -94,6 +99,8 @@ async def settle(*, db: Db, reservation: Reservation, prompt_tokens: int, genera
 
 async def release(*, db: Db, reservation: Reservation) -> None:
     """An answer that never started: its message and tokens go back."""
+    if not reservation.counted:
+        return
     await db.usage_daily.update_one({"_id": _key(reservation.user_id, reservation.day)},
                                     {"$inc": {"messages": -1, "counted_tokens": -reservation.tokens}})
 

@@ -11,6 +11,8 @@ only while the day is under its limits: concurrent requests (on any worker) can 
 token limit by at most one answer and never the message limit. Settling replaces the reserved
 tokens by the generated ones. An answer whose worker died is never settled: its reservation
 stays counted for that day (the quota errs on the strict side).
+Without limits (the default) nothing is held: no write before the answer, and settling counts
+the message (an answer whose worker died is then not counted at all).
 """
 
 from __future__ import annotations

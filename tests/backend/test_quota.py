@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bson import ObjectId
@@ -131,6 +132,35 @@ def test_zero_means_unlimited(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     assert limits_for(settings, {}) == Limits(messages=0, tokens=0)
     assert limits_for(settings, {"quota_tokens_per_day": 100}) == Limits(messages=0, tokens=100)
+
+
+async def test_without_limits_nothing_is_held_and_the_answer_counts_when_it_settles(mongo_uri: str) -> None:
+    """No limits (the default): the reservation writes nothing (one write per answer fewer), a
+    refused answer gives nothing back, and settling counts the message with its tokens."""
+    import uuid
+
+    from pymongo import AsyncMongoClient
+
+    from backend.db import usage
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
+    db = client[f"quota_{uuid.uuid4().hex[:8]}"]
+    try:
+        user = ObjectId()
+        held = await usage.reserve(db=db, user_id=user, tokens=50, limits=Limits(messages=0, tokens=0))
+        assert held is not None and not held.counted and await db.usage_daily.count_documents({}) == 0
+        await usage.release(db=db, reservation=held)
+        assert await db.usage_daily.count_documents({}) == 0
+        await usage.settle(db=db, reservation=held, prompt_tokens=7, generated_tokens=5)
+        limited = await usage.reserve(db=db, user_id=user, tokens=50, limits=Limits(messages=10, tokens=0))
+        assert limited is not None and limited.counted
+        await usage.settle(db=db, reservation=limited, prompt_tokens=3, generated_tokens=4)
+        day = await db.usage_daily.find_one({"user_id": user})
+        assert day is not None
+        assert (day["messages"], day["prompt_tokens"], day["generated_tokens"], day["counted_tokens"]) == (2, 10, 9, 9)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
 
 
 def test_reset_time_is_the_next_utc_midnight_in_both_languages() -> None:

@@ -345,6 +345,9 @@ WORDS = ("서울", "부산", "김치", "학교", "회사", "여행", "음식", "
          "커피", "도서관", "바다", "산", "시장", "병원", "기차", "버스", "사진", "주말", "계획")
 PARTICLES = ("에서", "에", "는", "을", "를", "이", "가", "와", "도", "의", "으로")
 RARE = "제주도"  # in about 1 message of 200: the search term
+SEED_DAYS, SEED_SPACING_S = 30, 40  # 50k messages 40 s apart: 23 days of history
+SEED_SESSION = 10_000
+SEED_CACHE = "1G"  # the seeding server's only: `kovr serve` measures with its own 256M
 
 
 def _sentence(rng: random.Random) -> str:
@@ -355,37 +358,57 @@ def _sentence(rng: random.Random) -> str:
 
 
 def seed_history(data_dir: Path, user_id: str, count: int, start: int) -> None:
-    """Messages `start`..`count` for one user, 20 per conversation, written straight into the database
-    with the repository's own document builders (so the stored shape is the one of the code under test)."""
+    """Messages `start`..`count` for one user, 20 per conversation (each a chain, its last message the
+    shown leaf), written straight into the database with the repository's own document builders (so
+    the stored shape is the one of the code under test). Message i is dated `SEED_SPACING_S` * i
+    after a start `SEED_DAYS` ago: a history built up over weeks, as a real one is, not one whose
+    every message sits inside the last minute's rate window (which a real user's rate limit bounds)."""
+    import datetime as dt
+
     from bson import ObjectId
     from pymongo import MongoClient
 
     from backend.core.clock import utcnow
+
+    rng = random.Random(start)
+    origin = utcnow() - dt.timedelta(days=SEED_DAYS)
+    # A fresh server per SEED_SESSION messages: one server session inserting 40k messages into the
+    # search index ran past 13 minutes (its cache churning); 10k per session take about 75 s.
+    for first in range(start, count, SEED_SESSION):
+        with EmbeddedMongo(data_dir / "db", cache_size=SEED_CACHE) as mongo:
+            db: Any = MongoClient(mongo.uri, retryWrites=False, tz_aware=True)["kovr"]
+            _seed(db, ObjectId(user_id), origin, rng, first, min(count, first + SEED_SESSION))
+
+
+def _seed(db: Any, uid: Any, origin: Any, rng: random.Random, start: int, count: int) -> None:
+    import datetime as dt
+
+    from bson import ObjectId
+
     from backend.db import conversations as conversations_repo
     from backend.db import messages as messages_repo
 
-    rng = random.Random(start)
-    uid = ObjectId(user_id)
-    with EmbeddedMongo(data_dir / "db") as mongo:
-        db: Any = MongoClient(mongo.uri, retryWrites=False, tz_aware=True)["kovr"]
-        builder = getattr(conversations_repo, "new_conversation", None)
-        for first in range(start, count, 1000):
-            convs, messages = [], []
-            for c in range(first // 20, min(count, first + 1000) // 20):
-                now = utcnow()
-                title = f"대화 {c} " + rng.choice(WORDS)
-                conv = builder(user_id=uid, title=title) if builder else {
-                    "_id": ObjectId(), "user_id": uid, "title": title, "created_at": now, "updated_at": now,
-                    "model": None, "message_count": 20}
-                conv["message_count"] = 20
-                convs.append(conv)
-                for k in range(20):
-                    messages.append(messages_repo.new_message(
-                        conversation_id=ObjectId(str(conv["_id"])), user_id=uid,
-                        role="user" if k % 2 == 0 else "assistant",
-                        content=" ".join(_sentence(rng) for _ in range(2))))
-            db.conversations.insert_many(convs)
-            db.messages.insert_many([dict(m) for m in messages])
+    builder = getattr(conversations_repo, "new_conversation", None)
+    for first in range(start, count, 1000):
+        convs, messages = [], []
+        for c in range(first // 20, min(count, first + 1000) // 20):
+            title = f"대화 {c} " + rng.choice(WORDS)
+            conv = builder(user_id=uid, title=title) if builder else {
+                "_id": ObjectId(), "user_id": uid, "title": title, "model": None}
+            parent, at = None, origin
+            for k in range(20):
+                at = origin + dt.timedelta(seconds=SEED_SPACING_S * (c * 20 + k))
+                message = messages_repo.new_message(
+                    conversation_id=ObjectId(str(conv["_id"])), user_id=uid,
+                    role="user" if k % 2 == 0 else "assistant",
+                    content=" ".join(_sentence(rng) for _ in range(2)), parent_id=parent)
+                message["created_at"] = message["updated_at"] = at
+                messages.append(message)
+                parent = message["_id"]
+            conv.update(message_count=20, current_leaf_id=parent, created_at=origin, updated_at=at)
+            convs.append(conv)
+        db.conversations.insert_many(convs)
+        db.messages.insert_many([dict(m) for m in messages])
 
 
 async def _timed_get(port: int, path: str, auth: dict[str, str], times: int) -> float:
@@ -418,9 +441,13 @@ async def history_row(port: int, heavy: dict[str, str], size: int, times: int) -
         heavy_conv = page["items"][0]["id"]
         created = await client.post("/api/v1/conversations", json={"title": "bench"}, headers=fresh_auth)
         fresh_conv = created.json()["id"]
+        created = await client.post("/api/v1/conversations", json={"title": "bench"}, headers=auth)
+        heavy_new_conv = created.json()["id"]
     return {
         "messages": size,
         "ttft_heavy_ms": await _ttft(port, auth, heavy_conv, times),
+        # the same user in a conversation as short as the fresh user's: what the stored history alone costs
+        "ttft_heavy_new_ms": await _ttft(port, auth, heavy_new_conv, times),
         "ttft_fresh_ms": await _ttft(port, fresh_auth, fresh_conv, times),
         "list_ms": await _timed_get(port, "/api/v1/conversations?limit=20", auth, times),
         "search_ms": await _timed_get(port, f"/api/v1/conversations?limit=20&q={RARE}", auth, times),

@@ -45,3 +45,4 @@ def test_a_tiny_run_through_kovr_serve(tmp_path: Path) -> None:
     assert load["direct"]["completed"] == 3
     assert load["database_cpu_ms_per_answer"] > 0 and load["backend_cpu_ms_per_answer"] > 0
     assert history["messages"] == 60 and history["ttft_heavy_ms"] > 0 and history["search_ms"] > 0
+    assert history["ttft_heavy_new_ms"] > 0

@@ -53,8 +53,10 @@ def _server_command() -> list[str]:
 class EmbeddedMongo:
     """Start SecantusDB on 127.0.0.1 and stop it again; `storage` is a folder or ':memory:'."""
 
-    def __init__(self, storage: Path | str, *, port: int | None = None, log_file: Path | None = None):
+    def __init__(self, storage: Path | str, *, port: int | None = None, log_file: Path | None = None,
+                 cache_size: str = "256M"):
         self.storage = storage
+        self.cache_size = cache_size
         self.port = port or free_port()
         self.log_file = log_file
         self._proc: subprocess.Popen[bytes] | None = None
@@ -68,7 +70,7 @@ class EmbeddedMongo:
             self.storage.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 - the child keeps the log open; closed with the process
         cmd = [*_server_command(), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path",
-               str(self.storage), "--log-level", "WARNING", "--cache-size", "256M"]
+               str(self.storage), "--log-level", "WARNING", "--cache-size", self.cache_size]
         # SIGTERM when its parent dies, even by SIGKILL: WiredTiger still checkpoints and closes.
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       preexec_fn=preexec_die_with_parent(signal.SIGTERM))

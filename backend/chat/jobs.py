@@ -7,9 +7,9 @@ token path) which also renew its lease; any worker follows the message there
 (`backend.chat.follow`). Under load the interval stretches so that the worker's saves stay within
 `chat_saves_per_s` (never beyond the heartbeat, which keeps the lease): a database that falls
 behind its writes slows every answer, including their first tokens. A crash loses at most one
-save interval of text plus one write. A stop
-recorded in the database by another worker reaches the owner through the follower (or, without
-change streams, through its next save, which the stop makes fail).
+save interval of text plus one write. A stop recorded in the database by another worker reaches
+the owner through the follower (or, without change streams, through its next save, which the
+stop makes fail).
 """
 
 from __future__ import annotations

@@ -136,16 +136,14 @@ async def claim(*, db: Db, user_id: ObjectId, conversation_id: ObjectId, message
     """Reserve the conversation for one new answer (atomic across workers); False if one is running.
     With `shown`, the conversation shows the answer in the same write (one write where there were
     two before the first token: each rewrites the conversation's index entries)."""
-    changes: dict[str, Any] = {"active_message_id": message_id}
-    inc: dict[str, Any] = {}
+    update: dict[str, Any] = {"$set": {"active_message_id": message_id}}
     if shown is not None:
-        changes.update(updated_at=utcnow(), current_leaf_id=shown.leaf_id)
+        update["$set"].update(updated_at=utcnow(), current_leaf_id=shown.leaf_id)
         if shown.title is not None:
-            changes.update(title=shown.title, title_keys=search_keys(shown.title))
-        inc = {"$inc": {"message_count": shown.added_messages}} if shown.added_messages else {}
+            update["$set"].update(title=shown.title, title_keys=search_keys(shown.title))
+        update["$inc"] = {"message_count": shown.added_messages}
     result = await db.conversations.update_one(
-        {"_id": conversation_id, "user_id": user_id, "active_message_id": None}, {"$set": changes, **inc},
-    )
+        {"_id": conversation_id, "user_id": user_id, "active_message_id": None}, update)
     return result.modified_count == 1
 
 
@@ -153,17 +151,14 @@ async def release(*, db: Db, conversation_id: ObjectId, message_id: ObjectId,
                   undo: tuple[ConversationDoc, Shown] | None = None) -> None:
     """Give the conversation back; with `undo` (an answer refused before it started: its messages
     were taken back) also what the claim showed, as the conversation was before it."""
-    changes: dict[str, Any] = {"active_message_id": None}
-    inc: dict[str, Any] = {}
+    update: dict[str, Any] = {"$set": {"active_message_id": None}}
     if undo is not None:
         before, shown = undo
-        changes.update(updated_at=before["updated_at"], current_leaf_id=before.get("current_leaf_id"))
+        update["$set"].update(updated_at=before["updated_at"], current_leaf_id=before.get("current_leaf_id"))
         if shown.title is not None:
-            changes.update(title=before["title"], title_keys=search_keys(before["title"]))
-        inc = {"$inc": {"message_count": -shown.added_messages}} if shown.added_messages else {}
-    await db.conversations.update_one(
-        {"_id": conversation_id, "active_message_id": message_id}, {"$set": changes, **inc}
-    )
+            update["$set"].update(title=before["title"], title_keys=search_keys(before["title"]))
+        update["$inc"] = {"message_count": -shown.added_messages}
+    await db.conversations.update_one({"_id": conversation_id, "active_message_id": message_id}, update)
 
 
 async def touch_conversation(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ from typing import Any
 
 import httpx
 
+from backend.core.clock import utcnow
 from backend.db.embedded import EmbeddedMongo, free_port
 
 # 64 Korean tokens' worth of text, cycled (syllables and short words, as a Korean model emits them).
@@ -345,7 +347,8 @@ WORDS = ("서울", "부산", "김치", "학교", "회사", "여행", "음식", "
          "커피", "도서관", "바다", "산", "시장", "병원", "기차", "버스", "사진", "주말", "계획")
 PARTICLES = ("에서", "에", "는", "을", "를", "이", "가", "와", "도", "의", "으로")
 RARE = "제주도"  # in about 1 message of 200: the search term
-SEED_DAYS, SEED_SPACING_S = 30, 40  # 50k messages 40 s apart: 23 days of history
+SEED_SPACING_S = 40  # 50k messages 40 s apart: 23 days of history
+SEED_LAST_ACTIVE_S = 3600  # the heavy user's newest stored message: an hour before the bench
 SEED_SESSION = 10_000
 SEED_CACHE = "1G"  # the seeding server's only: `kovr serve` measures with its own 256M
 
@@ -357,33 +360,33 @@ def _sentence(rng: random.Random) -> str:
     return " ".join(words) + "."
 
 
-def seed_history(data_dir: Path, user_id: str, count: int, start: int) -> None:
+def seed_history(data_dir: Path, user_id: str, count: int, start: int, newest: Any) -> None:
     """Messages `start`..`count` for one user, 20 per conversation (each a chain, its last message the
     shown leaf), written straight into the database with the repository's own document builders (so
-    the stored shape is the one of the code under test). Message i is dated `SEED_SPACING_S` * i
-    after a start `SEED_DAYS` ago: a history built up over weeks, as a real one is, not one whose
-    every message sits inside the last minute's rate window (which a real user's rate limit bounds)."""
-    import datetime as dt
-
+    the stored shape is the one of the code under test). Conversation c's messages end
+    `SEED_SPACING_S` * 20c before `newest`, 40 s apart: a history built up over weeks by a user
+    active an hour ago, as a heavy user is, not one whose every message sits inside the last minute's
+    rate window (which a real user's rate limit bounds). Ids carry their dates, as inserted ids do."""
     from bson import ObjectId
     from pymongo import MongoClient
 
-    from backend.core.clock import utcnow
-
     rng = random.Random(start)
-    origin = utcnow() - dt.timedelta(days=SEED_DAYS)
     # A fresh server per SEED_SESSION messages: one server session inserting 40k messages into the
     # search index ran past 13 minutes (WiredTiger busy outside Python, 256 MB cache); with a 1 GB cache
     # and 10k per session, 50k took 346 s.
     for first in range(start, count, SEED_SESSION):
         with EmbeddedMongo(data_dir / "db", cache_size=SEED_CACHE) as mongo:
             db: Any = MongoClient(mongo.uri, retryWrites=False, tz_aware=True)["kovr"]
-            _seed(db, ObjectId(user_id), origin, rng, first, min(count, first + SEED_SESSION))
+            _seed(db, ObjectId(user_id), newest, rng, first, min(count, first + SEED_SESSION))
 
 
-def _seed(db: Any, uid: Any, origin: Any, rng: random.Random, start: int, count: int) -> None:
-    import datetime as dt
+def _dated_id(at: Any, rng: random.Random) -> Any:
+    from bson import ObjectId
 
+    return ObjectId(int(at.timestamp()).to_bytes(4, "big") + rng.randbytes(8))
+
+
+def _seed(db: Any, uid: Any, newest: Any, rng: random.Random, start: int, count: int) -> None:
     from bson import ObjectId
 
     from backend.db import conversations as conversations_repo
@@ -396,17 +399,21 @@ def _seed(db: Any, uid: Any, origin: Any, rng: random.Random, start: int, count:
             title = f"대화 {c} " + rng.choice(WORDS)
             conv = builder(user_id=uid, title=title) if builder else {
                 "_id": ObjectId(), "user_id": uid, "title": title, "model": None}
-            parent, at = None, origin
+            ended = newest - dt.timedelta(seconds=SEED_SPACING_S * 20 * c)
+            started = ended - dt.timedelta(seconds=SEED_SPACING_S * 19)
+            conv["_id"] = _dated_id(started, rng)
+            parent, at = None, started
             for k in range(20):
-                at = origin + dt.timedelta(seconds=SEED_SPACING_S * (c * 20 + k))
+                at = started + dt.timedelta(seconds=SEED_SPACING_S * k)
                 message = messages_repo.new_message(
                     conversation_id=ObjectId(str(conv["_id"])), user_id=uid,
                     role="user" if k % 2 == 0 else "assistant",
-                    content=" ".join(_sentence(rng) for _ in range(2)), parent_id=parent)
+                    content=" ".join(_sentence(rng) for _ in range(2)), parent_id=parent,
+                    message_id=_dated_id(at, rng))
                 message["created_at"] = message["updated_at"] = at
                 messages.append(message)
                 parent = message["_id"]
-            conv.update(message_count=20, current_leaf_id=parent, created_at=origin, updated_at=at)
+            conv.update(message_count=20, current_leaf_id=parent, created_at=started, updated_at=at)
             convs.append(conv)
         db.conversations.insert_many(convs)
         db.messages.insert_many([dict(m) for m in messages])
@@ -504,9 +511,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 with kovr_serve(data_dir, model_url, 1) as (port, _):
                     heavy = asyncio.run(_accounts(port, 1))[0]
                 seeded = 0
+                newest = utcnow() - dt.timedelta(seconds=SEED_LAST_ACTIVE_S)
                 for size in args.history:
                     t = time.perf_counter()
-                    seed_history(data_dir, heavy["_user_id"], size, seeded)
+                    seed_history(data_dir, heavy["_user_id"], size, seeded, newest)
                     seeded = size
                     seed_s = time.perf_counter() - t
                     with kovr_serve(data_dir, model_url, 1) as (port, _):

@@ -14,11 +14,12 @@ from backend.core.clock import as_utc, utcnow
 from backend.db.client import Db
 from backend.db.models import ConversationDoc
 from backend.db.search_keys import keys as search_keys
-from backend.db.search_keys import lookup_keys, normalise
+from backend.db.search_keys import lookup_key, normalise
+from backend.db.windows import Window, newest_first
 
 _NEWEST_FIRST = [("updated_at", -1), ("_id", -1)]
 _NO_KEYS = {"title_keys": 0}  # the search index's keys stay in the database: never read back
-# A search reads at most this many of the user's newest matching messages to find their conversations.
+# A search reads at most this many matching messages per key and window to find their conversations.
 SEARCH_MESSAGE_HITS = 2000
 
 
@@ -49,61 +50,102 @@ async def list_conversations(
     """Newest first; `before` is the (updated_at, _id) of the last item of the previous page.
 
     With `containing`, only conversations whose title or one of whose messages contains that text
-    (ignoring case; matched literally, never as a pattern).
+    (ignoring case; matched literally, never as a pattern). Read in time windows (backend/db/windows.py):
+    what a page costs follows the user's recent activity, not the size of their history.
     """
     if containing:
         return await _search(db, user_id, containing, limit=limit, before=before)
-    clauses: list[dict[str, Any]] = [{"user_id": user_id}]
-    if before is not None:
-        at, last_id = before
-        clauses.append({"$or": [{"updated_at": {"$lt": at}}, {"updated_at": at, "_id": {"$lt": last_id}}]})
-    query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
-    docs = await db.conversations.find(query, _NO_KEYS).sort(_NEWEST_FIRST).limit(limit).to_list(length=limit)
-    return cast(list[ConversationDoc], docs)
+    page: list[ConversationDoc] = []
+
+    async def read(window: Window) -> int:
+        query = {"user_id": user_id, **_dated("updated_at", window, inclusive_until=before is not None)}
+        docs = await db.conversations.find(query, _NO_KEYS).sort(_NEWEST_FIRST).to_list(length=None)
+        kept = [d for d in docs if _before(d, before)]
+        page.extend(cast(list[ConversationDoc], kept))
+        return len(kept)
+
+    await newest_first(read, until=None if before is None else before[0], start=_start(before), wanted=limit)
+    return page[:limit]
+
+
+def _start(before: tuple[dt.datetime, ObjectId] | None) -> dt.datetime:
+    return utcnow() if before is None else as_utc(before[0])
+
+
+def _before(doc: dict[str, Any], before: tuple[dt.datetime, ObjectId] | None) -> bool:
+    return before is None or (as_utc(doc["updated_at"]), doc["_id"]) < (as_utc(before[0]), before[1])
+
+
+def _dated(field: str, window: Window, *, inclusive_until: bool = False) -> dict[str, Any]:
+    """The window as a range on a datetime field (`inclusive_until`: a page's own `before` bound,
+    whose ties on the date the `_id` decides)."""
+    bounds: dict[str, Any] = {}
+    if window.since is not None:
+        bounds["$gte"] = window.since
+    if window.until is not None:
+        bounds["$lte" if inclusive_until else "$lt"] = window.until
+    return {field: bounds} if bounds else {}
+
+
+def _ids_dated(window: Window) -> dict[str, Any]:
+    """The window as a range on `_id`: an ObjectId starts with its creation second."""
+    bounds: dict[str, Any] = {}
+    if window.since is not None:
+        bounds["$gte"] = ObjectId.from_datetime(window.since)
+    if window.until is not None:
+        bounds["$lt"] = ObjectId.from_datetime(window.until)
+    return {"_id": bounds} if bounds else {}
 
 
 async def _search(
     db: Db, user_id: ObjectId, text: str, *, limit: int, before: tuple[dt.datetime, ObjectId] | None,
 ) -> list[ConversationDoc]:
-    """Search by the bigram index (backend/db/search_keys.py): candidates by key equality (indexes
-    `user_search_keys`, `user_title_keys`), then the exact substring check. Every query is an
-    index lookup or an `_id` lookup; the page is cut here (the candidates are few and bounded)."""
+    """Search by the bigram index (backend/db/search_keys.py), window by window back in time: in each,
+    candidates by key equality (indexes `user_search_keys` on message `_id`, `user_title_keys_updated`),
+    the exact substring check, then the conversations found. Every query is an index range or an
+    `_id` lookup, and bounded by its window."""
     needle = normalise(text)
-    lookups = lookup_keys(needle)
-    if not lookups:
+    key = lookup_key(needle)
+    if key is None:
         return []
-    hits = await _conversations_containing(db, user_id, needle, lookups)
-    docs = await db.conversations.find({"_id": {"$in": list(hits)}}, _NO_KEYS).to_list(length=None)
-    for doc in docs:  # the page links to the message found (it may be on a branch not shown)
-        doc["search_hit_id"] = hits.get(doc["_id"])
-    docs = [d for d in docs if d["user_id"] == user_id
-            and (before is None or (as_utc(d["updated_at"]), d["_id"]) < (as_utc(before[0]), before[1]))]
-    docs.sort(key=lambda d: (as_utc(d["updated_at"]), d["_id"]), reverse=True)
-    return cast(list[ConversationDoc], docs[:limit])
+    found: dict[ObjectId, ConversationDoc] = {}
+
+    async def read(window: Window) -> int:
+        hits = await _conversations_containing(db, user_id, needle, key, window)
+        new = [cid for cid in hits if cid not in found]
+        if not new:
+            return 0
+        docs = await db.conversations.find({"_id": {"$in": new}}, _NO_KEYS).to_list(length=None)
+        kept = [d for d in docs if d["user_id"] == user_id and _before(d, before)]
+        for doc in kept:  # the page links to the message found (it may be on a branch not shown)
+            doc["search_hit_id"] = hits[doc["_id"]]
+            found[doc["_id"]] = cast(ConversationDoc, doc)
+        return len(kept)
+
+    # A message is never newer than its conversation's `updated_at`: the windows may start at `before`.
+    until = None if before is None else as_utc(before[0]).replace(microsecond=0) + dt.timedelta(seconds=1)
+    await newest_first(read, until=until, start=_start(before), wanted=limit)
+    docs = sorted(found.values(), key=lambda d: (as_utc(d["updated_at"]), d["_id"]), reverse=True)
+    return docs[:limit]
 
 
 async def _conversations_containing(
-    db: Db, user_id: ObjectId, needle: str, lookups: list[str],
+    db: Db, user_id: ObjectId, needle: str, key: str, window: Window,
 ) -> dict[ObjectId, ObjectId | None]:
-    """Conversation id → a message that contains the text (None when the title does)."""
-    def hits(key: str) -> Any:  # newest first within a key: the index ends in _id descending
-        return db.messages.find({"user_id": user_id, "search_keys": key}, {"conversation_id": 1}).limit(
-            SEARCH_MESSAGE_HITS).to_list(length=SEARCH_MESSAGE_HITS)
-
-    titles_cursor = db.conversations.find({"user_id": user_id, "title_keys": lookups[0]}, {"title": 1})
-    *per_key, titles = await asyncio.gather(*(hits(k) for k in lookups), titles_cursor.to_list(length=None))
+    """Conversation id → a message dated in the window that contains the text (None when the title,
+    dated by the conversation's `updated_at`, does). One key is looked up, the most selective-looking,
+    and the text checked on what it finds: the embedded database reads and re-matches every hit of
+    every key looked up, so intersecting the hits of three keys cost more than checking one's."""
+    query = {"user_id": user_id, "search_keys": key, **_ids_dated(window)}
+    messages_cursor = db.messages.find(query, {"conversation_id": 1, "content": 1}).limit(SEARCH_MESSAGE_HITS)
+    title_query = {"user_id": user_id, "title_keys": key, **_dated("updated_at", window)}
+    titles_cursor = db.conversations.find(title_query, {"title": 1})
+    messages, titles = await asyncio.gather(messages_cursor.to_list(length=SEARCH_MESSAGE_HITS),
+                                            titles_cursor.to_list(length=None))
     found: dict[ObjectId, ObjectId | None] = {d["_id"]: None for d in titles if needle in normalise(d["title"])}
-    if len(needle) <= 2:  # the key is the query itself: every hit contains it, no text to check
-        for hit in per_key[0]:  # newest first: the newest hit of a conversation is kept
-            found.setdefault(hit["conversation_id"], hit["_id"])
-        return found
-    candidates = set.intersection(*({d["_id"] for d in docs} for docs in per_key))
-    if candidates:
-        messages = db.messages.find({"_id": {"$in": list(candidates)}}, {"conversation_id": 1, "content": 1,
-                                                                         "user_id": 1})
-        async for m in messages:
-            if m["user_id"] == user_id and needle in normalise(m["content"]):
-                found.setdefault(m["conversation_id"], m["_id"])
+    for m in messages:  # newest first (the index ends in _id descending): a conversation's newest hit is kept
+        if needle in normalise(m["content"]):
+            found.setdefault(m["conversation_id"], m["_id"])
     return found
 
 

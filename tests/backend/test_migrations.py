@@ -286,3 +286,25 @@ async def test_redundant_message_indexes_are_dropped_once(fresh_db: Db) -> None:
     await importlib.import_module("migrations.0009_leaner_message_indexes").up(fresh_db)
     assert set(await fresh_db.messages.index_information()) == names
     assert (await apply_migrations(fresh_db)).applied == []
+
+
+async def test_title_index_gains_the_date_once(fresh_db: Db) -> None:
+    """0010 on a database from before it: the title index carries `updated_at` (search reads in time
+    windows), the old one is gone, a title search on old data still finds it, and a second run
+    changes nothing."""
+    from backend.db import conversations as conv_repo
+
+    await apply_migrations(fresh_db, migrations=[m for m in discover() if m.name < "0010"])
+    user = ObjectId()
+    conv = conv_repo.new_conversation(user_id=user, title="제주도 여행 계획")
+    await fresh_db.conversations.insert_one(conv)
+    assert "user_title_keys" in await fresh_db.conversations.index_information()
+    assert "0010_dated_title_keys" in (await apply_migrations(fresh_db)).applied
+    indexes = await fresh_db.conversations.index_information()
+    assert "user_title_keys" not in indexes
+    assert indexes["user_title_keys_updated"]["key"] == [("user_id", 1), ("title_keys", 1), ("updated_at", -1)]
+    found = await conv_repo.list_conversations(db=fresh_db, user_id=user, limit=5, containing="여행")
+    assert [c["_id"] for c in found] == [conv["_id"]]
+    await importlib.import_module("migrations.0010_dated_title_keys").up(fresh_db)
+    assert set(await fresh_db.conversations.index_information()) == set(indexes)
+    assert (await apply_migrations(fresh_db)).applied == []

@@ -118,6 +118,10 @@ async def test_the_chat_paths_queries_are_index_lookups(watched: tuple[Db, Captu
     await conv_repo.list_conversations(db=db, user_id=uid, limit=20)
     await conv_repo.list_conversations(db=db, user_id=uid, limit=20, containing="제주도")
     await conv_repo.list_conversations(db=db, user_id=uid, limit=20, containing="제")
+    # a next page, and pages reaching years back (windows: backend/db/windows.py)
+    page_two = (dt.datetime.now(dt.UTC), ObjectId())
+    await conv_repo.list_conversations(db=db, user_id=uid, limit=20, before=page_two)
+    await conv_repo.list_conversations(db=db, user_id=uid, limit=20, before=page_two, containing="제주도")
     # the daily quota's reservation (both limits, one, none), settling, the usage page and admin list
     for limits in (usage.Limits(messages=100, tokens=10_000), usage.Limits(messages=100, tokens=0),
                    usage.Limits(messages=0, tokens=0)):

@@ -55,9 +55,14 @@ class Subscription:
         self._event.set()
 
     async def next(self, timeout_s: float) -> dict[str, Any] | None:
+        # asyncio.wait, not wait_for: Python 3.11's wait_for drops a cancel that lands as the event
+        # is set (gh-86296), and a listener is cancelled when its client goes.
+        waiter = asyncio.ensure_future(self._event.wait())
         try:
-            await asyncio.wait_for(self._event.wait(), timeout_s)
-        except TimeoutError:
+            done, _ = await asyncio.wait({waiter}, timeout=timeout_s)
+        finally:
+            waiter.cancel()
+        if not done:
             return None
         self._event.clear()
         fields, reread = self._fields, self._reread

@@ -15,7 +15,6 @@ stop makes fail).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
@@ -228,10 +227,11 @@ class JobRunner:
         saved_len, last = 0, loop.time()
         while True:
             if len(job.text) == saved_len:
-                wake = job.changed()
-                with contextlib.suppress(TimeoutError):
-                    remaining = max(0.0, self.timing.heartbeat_s - (loop.time() - last))
-                    await asyncio.wait_for(asyncio.shield(wake), remaining)
+                remaining = max(0.0, self.timing.heartbeat_s - (loop.time() - last))
+                # asyncio.wait, not wait_for: Python 3.11's wait_for drops a cancel that lands as the
+                # future completes (gh-86296), and the saver is cancelled just as the last text comes.
+                # wait neither cancels the shared future on a timeout.
+                await asyncio.wait({job.changed()}, timeout=remaining)
             wait = self.timing.save_interval(len(self._tasks)) - (loop.time() - last)
             if wait > 0:
                 await asyncio.sleep(wait)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 import pytest
 from bson import ObjectId
 
 from backend.chat.events import Position, StreamEvent, parse_event_id
-from backend.chat.jobs import Job, JobTiming
+from backend.chat.jobs import Job, JobRunner, JobTiming
 from backend.chat.markdown import render_markdown
 from backend.chat.prompt import Exchange, ModelLimits, build_prompt, render
 from backend.chat.stop_filter import StopFilter
+from backend.chat.turn import TurnOutcome
 from backend.core.errors import AppError
 from kovr.prompt import KULLM
 
@@ -152,3 +154,19 @@ def test_markdown_is_rendered_and_sanitised() -> None:
     assert 'href="javascript' not in html
     assert '<a href="https://example.com" rel="noopener noreferrer nofollow">좋은 링크</a>' in html
     assert '<code class="language-python">' in html and "안녕" in html
+
+
+async def test_a_cancelled_saver_stops_even_when_the_text_changes_at_that_moment() -> None:
+    """Python 3.11's asyncio.wait_for returns instead of raising when the cancel lands in the same
+    loop pass as the awaited future completing (CPython gh-86296). The saver of a finished answer
+    is cancelled just as the last text arrives: with wait_for it lived on, renewing the lease of an
+    answer that never ended (1 of 16 concurrent demo-model answers hung so, its conversation claimed)."""
+    runner = JobRunner(db=cast(Any, None), model=cast(Any, None), worker_id="w",
+                       timing=JobTiming(save_interval_s=60.0, lease_s=60.0))
+    job = Job(ObjectId(), ObjectId(), ObjectId(), attempt=0)
+    saver = asyncio.create_task(runner._save_loop(job, TurnOutcome()))
+    await asyncio.sleep(0.05)  # the saver waits for text
+    job.add_text("끝")
+    saver.cancel()
+    done, _ = await asyncio.wait({saver}, timeout=1.0)
+    assert saver in done and saver.cancelled()

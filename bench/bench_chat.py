@@ -5,7 +5,11 @@ stop sequences), alternating direct and backend requests so both see the same ma
 Reports time to first token (TTFT) and tokens/s (after the first token) for both, and the
 backend's added latency per token.
 
-Usage: python bench/bench_chat.py [--runs 8] [--max-new-tokens 64] [--data-dir DIR] [--model PATH]
+With `--streams N` (N > 1) each run is N concurrent requests on each side (direct, then through
+the backend) and the figure is their aggregate tokens/s: what the backend costs the model when both
+share the machine.
+
+Usage: python bench/bench_chat.py [--runs 8] [--max-new-tokens 64] [--streams 1] [--data-dir DIR] [--model PATH]
 Starts model_server as a child process (building the demo model if missing), an in-memory
 SecantusDB and `kovr serve` as separate processes, all on loopback; this process is only the client.
 """
@@ -22,7 +26,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +89,13 @@ def direct(client: httpx.Client, url: str, prompt: str, params: dict[str, Any]) 
     return Sample((first - started) * 1000, tokens, last - first)
 
 
-def through_backend(client: httpx.Client, question: str, max_new_tokens: int) -> Sample:
-    conversation = client.post("/api/v1/conversations", json={"title": "bench"}).json()["id"]
+def new_conversation(client: httpx.Client) -> str:
+    return str(client.post("/api/v1/conversations", json={"title": "bench"}).json()["id"])
+
+
+def through_backend(client: httpx.Client, question: str, max_new_tokens: int,
+                    conversation: str | None = None) -> Sample:
+    conversation = conversation or new_conversation(client)
     body = {"content": question, "parameters": {"temperature": 0, "max_new_tokens": max_new_tokens}}
     started = time.perf_counter()
     first = last = None
@@ -147,7 +157,35 @@ def _summary(samples: list[Sample]) -> dict[str, float]:
     }
 
 
-def run(settings: Settings, runs: int, max_new_tokens: int) -> dict[str, Any]:
+@dataclass
+class Batch:
+    samples: list[Sample]
+    wall_s: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return sum(s.tokens for s in self.samples) / self.wall_s
+
+
+def concurrently(n: int, one: Callable[[int], Sample]) -> Batch:
+    with ThreadPoolExecutor(n) as pool:
+        started = time.perf_counter()
+        samples = list(pool.map(one, range(n)))
+        return Batch(samples, time.perf_counter() - started)
+
+
+def _streams_summary(pairs: list[tuple[Batch, Batch]]) -> dict[str, Any]:
+    return {
+        "direct_tokens_per_s_median": statistics.median(d.tokens_per_s for d, _ in pairs),
+        "backend_tokens_per_s_median": statistics.median(b.tokens_per_s for _, b in pairs),
+        "ratio_median": statistics.median(b.tokens_per_s / d.tokens_per_s for d, b in pairs),
+        "ratios": [round(b.tokens_per_s / d.tokens_per_s, 3) for d, b in pairs],
+        "direct": _summary([s for d, _ in pairs for s in d.samples]),
+        "backend": _summary([s for _, b in pairs for s in b.samples]),
+    }
+
+
+def run(settings: Settings, runs: int, max_new_tokens: int, streams: int = 1) -> dict[str, Any]:
     from model_server.launcher import ModelServerProcess
 
     with ModelServerProcess(settings) as model_server, EmbeddedMongo(":memory:") as mongo, \
@@ -161,6 +199,21 @@ def run(settings: Settings, runs: int, max_new_tokens: int) -> dict[str, Any]:
             _account(api)
             direct(raw, model_server.url, template.render("안녕하세요"), params)  # warm-up, not counted
             through_backend(api, "안녕하세요", max_new_tokens)
+            if streams > 1:
+                batches = []
+                for _ in range(runs):
+                    convs = [new_conversation(api) for _ in range(streams)]  # made before the clock starts
+
+                    def one_direct(i: int) -> Sample:
+                        return direct(raw, model_server.url, template.render(QUESTIONS[i % len(QUESTIONS)]), params)
+
+                    def one_backend(i: int, convs: list[str] = convs) -> Sample:
+                        return through_backend(api, QUESTIONS[i % len(QUESTIONS)], max_new_tokens, convs[i])
+
+                    batches.append((concurrently(streams, one_direct), concurrently(streams, one_backend)))
+                return {"model": info.get("model_id"), "streams": streams, "runs": runs,
+                        "max_new_tokens": max_new_tokens, **_streams_summary(batches),
+                        "machine": f"{os.cpu_count()} cpu, {platform.machine()}, python {platform.python_version()}"}
             pairs = []
             for i in range(runs):
                 question = QUESTIONS[i % len(QUESTIONS)]
@@ -181,6 +234,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--streams", type=int, default=1, help="concurrent requests per side and run")
     parser.add_argument("--data-dir", type=Path, help="where the demo model lives (default ~/.local/share/kovr)")
     parser.add_argument("--model", help="a model folder instead of the demo model")
     args = parser.parse_args()
@@ -189,7 +243,8 @@ def main() -> None:
         overrides["data_dir"] = args.data_dir
     if args.model:
         overrides["model"] = args.model
-    print(json.dumps(run(load_settings(**overrides), args.runs, args.max_new_tokens), indent=2, ensure_ascii=False))
+    print(json.dumps(run(load_settings(**overrides), args.runs, args.max_new_tokens, args.streams), indent=2,
+                     ensure_ascii=False))
 
 
 if __name__ == "__main__":

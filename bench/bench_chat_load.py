@@ -305,13 +305,14 @@ async def load_level(app_port: int, upstream_port: int, n: int, rounds: int, tok
 
     before = process_cpu(server_pid)
     b_streams, b_cpu, b_wall = await _clients(n, rounds, backend)
-    await asyncio.sleep(1.0)  # what the answers left behind (final writes) counts too
+    idle_after_s = await database_idle_after(server_pid)  # what the answers left behind counts too
     after = process_cpu(server_pid)
     d_streams, d_cpu, d_wall = await _clients(n, rounds, direct)
     b, d = _summary(b_streams), _summary(d_streams)
     return {"streams": n, "backend": b, "direct": d,
             "added_ttft_p50": b["ttft_p50"] - d["ttft_p50"], "added_ttft_p99": b["ttft_p99"] - d["ttft_p99"],
             "added_gap_p99": b["gap_p99"] - d["gap_p99"],
+            "database_idle_after_s": round(idle_after_s, 2),
             "client_cpu_pct": round(100 * b_cpu / b_wall, 1), "direct_client_cpu_pct": round(100 * d_cpu / d_wall, 1),
             **{f"{part}_cpu_ms_per_answer": round(1000 * (after[part] - before[part]) / len(b_streams), 1)
                for part in ("database", "backend")}}
@@ -340,6 +341,21 @@ def process_cpu(root: int) -> dict[str, float]:
             continue
         out["database" if b"secantusd" in cmdline else "backend"] += (int(stat[11]) + int(stat[12])) / ticks
     return out
+
+
+async def database_idle_after(server_pid: int, *, interval_s: float = 0.5, busy_share: float = 0.1,
+                              limit_s: float = 60.0) -> float:
+    """Seconds from now until the database process spends under `busy_share` of a core over an interval:
+    the backlog a load left behind (saves, final writes) once its last stream ended."""
+    started = time.perf_counter()
+    last = process_cpu(server_pid)["database"]
+    while (elapsed := time.perf_counter() - started) < limit_s:
+        await asyncio.sleep(interval_s)
+        now = process_cpu(server_pid)["database"]
+        if now - last < busy_share * interval_s:
+            return elapsed
+        last = now
+    return limit_s
 
 
 # -- history rows --------------------------------------------------------------------------------------

@@ -44,5 +44,6 @@ def test_a_tiny_run_through_kovr_serve(tmp_path: Path) -> None:
     assert load["backend"]["completed"] == 3 and load["backend"]["failed"] == 0
     assert load["direct"]["completed"] == 3
     assert load["database_cpu_ms_per_answer"] > 0 and load["backend_cpu_ms_per_answer"] > 0
+    assert 0 <= load["database_idle_after_s"] < 60
     assert history["messages"] == 60 and history["ttft_heavy_ms"] > 0 and history["search_ms"] > 0
     assert history["ttft_heavy_new_ms"] > 0

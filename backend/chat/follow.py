@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 
 from backend.chat.events import Position, StreamEvent, terminal_from, token
 from backend.chat.jobs import JobRunner
+from backend.core.aio import within
 from backend.core.clock import utcnow
 from backend.core.errors import AppError
 from backend.db import conversations as conversations_repo
@@ -55,14 +56,9 @@ class Subscription:
         self._event.set()
 
     async def next(self, timeout_s: float) -> dict[str, Any] | None:
-        # asyncio.wait, not wait_for: Python 3.11's wait_for drops a cancel that lands as the event
-        # is set (gh-86296), and a listener is cancelled when its client goes.
-        waiter = asyncio.ensure_future(self._event.wait())
-        try:
-            done, _ = await asyncio.wait({waiter}, timeout=timeout_s)
-        finally:
-            waiter.cancel()
-        if not done:
+        try:  # within, not wait_for: a listener is cancelled when its client goes (backend/core/aio.py)
+            await within(self._event.wait(), timeout_s)
+        except TimeoutError:
             return None
         self._event.clear()
         fields, reread = self._fields, self._reread

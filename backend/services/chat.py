@@ -28,6 +28,7 @@ from backend.chat.model_client import ModelClient
 from backend.chat.prompt import Exchange
 from backend.chat.schemas import ChatParameters
 from backend.chat.turn import TurnRequest
+from backend.core.aio import within
 from backend.core.clock import utcnow
 from backend.core.errors import AppError
 from backend.db import conversations as conversations_repo
@@ -367,7 +368,7 @@ async def stop(chat: ChatServices, db: Db, *, user_id: ObjectId, message_id: str
     job = chat.runner.get(message["_id"])
     if job is not None and job.terminal is None:
         job.request_stop("stopped")
-        await asyncio.wait_for(job.done.wait(), STOP_WAIT_S)
+        await _until_done(job)
     elif message["status"] != "streaming":
         raise AppError("not_streaming")
     else:
@@ -382,7 +383,15 @@ async def _until_final(chat: ChatServices, message: MessageDoc) -> None:
             pass
 
     try:
-        await asyncio.wait_for(drain(), STOP_WAIT_S + chat.settings.chat_lease_s)
+        await within(drain(), STOP_WAIT_S + chat.settings.chat_lease_s)
+    except TimeoutError:
+        raise AppError("model_timeout", "stop not confirmed in time") from None
+
+
+async def _until_done(job: Job) -> None:
+    """A stopped answer of this worker has ended (its text saved)."""
+    try:
+        await within(job.done.wait(), STOP_WAIT_S)
     except TimeoutError:
         raise AppError("model_timeout", "stop not confirmed in time") from None
 
@@ -430,7 +439,7 @@ async def delete_conversation(chat: ChatServices, db: Db, *, user_id: ObjectId, 
             await messages_repo.request_stop(db=db, user_id=user_id, message_id=active)
         job = chat.runner.get(active)
         if job is not None:
-            await asyncio.wait_for(job.done.wait(), STOP_WAIT_S)
+            await _until_done(job)
     await conversations_repo.delete_conversation(db=db, user_id=user_id, conversation_id=conversation["_id"])
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from backend.core.aio import within
 from backend.core.errors import error_body
 from backend.core.i18n import message_for, request_locale
 from backend.db.client import ping
@@ -24,7 +25,7 @@ async def healthz() -> dict[str, str]:
 
 async def _run_check(check: ReadinessCheck, timeout_s: float = 3.0) -> bool:
     try:
-        return bool(await asyncio.wait_for(check(), timeout_s))
+        return bool(await within(check(), timeout_s))
     except Exception:
         return False
 

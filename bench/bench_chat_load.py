@@ -376,7 +376,7 @@ def _sentence(rng: random.Random) -> str:
     return " ".join(words) + "."
 
 
-def seed_history(data_dir: Path, user_id: str, count: int, start: int, newest: Any) -> None:
+def seed_history(data_dir: Path, user_id: str, count: int, start: int, newest: dt.datetime) -> None:
     """Messages `start`..`count` for one user, 20 per conversation (each a chain, its last message the
     shown leaf), written straight into the database with the repository's own document builders (so
     the stored shape is the one of the code under test). Conversation c's messages end
@@ -389,32 +389,28 @@ def seed_history(data_dir: Path, user_id: str, count: int, start: int, newest: A
     rng = random.Random(start)
     # A fresh server per SEED_SESSION messages: one server session inserting 40k messages into the
     # search index ran past 13 minutes (WiredTiger busy outside Python, 256 MB cache); with a 1 GB cache
-    # and 10k per session, 50k took 346 s.
+    # and 10k per session, 50k took 285–346 s.
     for first in range(start, count, SEED_SESSION):
         with EmbeddedMongo(data_dir / "db", cache_size=SEED_CACHE) as mongo:
             db: Any = MongoClient(mongo.uri, retryWrites=False, tz_aware=True)["kovr"]
             _seed(db, ObjectId(user_id), newest, rng, first, min(count, first + SEED_SESSION))
 
 
-def _dated_id(at: Any, rng: random.Random) -> Any:
+def _dated_id(at: dt.datetime, rng: random.Random) -> Any:
     from bson import ObjectId
 
     return ObjectId(int(at.timestamp()).to_bytes(4, "big") + rng.randbytes(8))
 
 
-def _seed(db: Any, uid: Any, newest: Any, rng: random.Random, start: int, count: int) -> None:
-    from bson import ObjectId
-
+def _seed(db: Any, uid: Any, newest: dt.datetime, rng: random.Random, start: int, count: int) -> None:
     from backend.db import conversations as conversations_repo
     from backend.db import messages as messages_repo
 
-    builder = getattr(conversations_repo, "new_conversation", None)
     for first in range(start, count, 1000):
         convs, messages = [], []
         for c in range(first // 20, min(count, first + 1000) // 20):
             title = f"대화 {c} " + rng.choice(WORDS)
-            conv = builder(user_id=uid, title=title) if builder else {
-                "_id": ObjectId(), "user_id": uid, "title": title, "model": None}
+            conv = conversations_repo.new_conversation(user_id=uid, title=title)
             ended = newest - dt.timedelta(seconds=SEED_SPACING_S * 20 * c)
             started = ended - dt.timedelta(seconds=SEED_SPACING_S * 19)
             conv["_id"] = _dated_id(started, rng)
@@ -422,7 +418,7 @@ def _seed(db: Any, uid: Any, newest: Any, rng: random.Random, start: int, count:
             for k in range(20):
                 at = started + dt.timedelta(seconds=SEED_SPACING_S * k)
                 message = messages_repo.new_message(
-                    conversation_id=ObjectId(str(conv["_id"])), user_id=uid,
+                    conversation_id=conv["_id"], user_id=uid,
                     role="user" if k % 2 == 0 else "assistant",
                     content=" ".join(_sentence(rng) for _ in range(2)), parent_id=parent,
                     message_id=_dated_id(at, rng))

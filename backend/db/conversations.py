@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -76,25 +77,21 @@ def _before(doc: dict[str, Any], before: tuple[dt.datetime, ObjectId] | None) ->
     return before is None or (as_utc(doc["updated_at"]), doc["_id"]) < (as_utc(before[0]), before[1])
 
 
-def _dated(field: str, window: Window, *, inclusive_until: bool = False) -> dict[str, Any]:
-    """The window as a range on a datetime field (`inclusive_until`: a page's own `before` bound,
-    whose ties on the date the `_id` decides)."""
+def _dated(field: str, window: Window, *, inclusive_until: bool = False,
+           key: Callable[[dt.datetime], Any] = lambda at: at) -> dict[str, Any]:
+    """The window as a range on `field` (`key`: a date as that field's value; `inclusive_until`: a
+    page's own `before` bound, whose ties on the date the `_id` decides)."""
     bounds: dict[str, Any] = {}
     if window.since is not None:
-        bounds["$gte"] = window.since
+        bounds["$gte"] = key(window.since)
     if window.until is not None:
-        bounds["$lte" if inclusive_until else "$lt"] = window.until
+        bounds["$lte" if inclusive_until else "$lt"] = key(window.until)
     return {field: bounds} if bounds else {}
 
 
 def _ids_dated(window: Window) -> dict[str, Any]:
     """The window as a range on `_id`: an ObjectId starts with its creation second."""
-    bounds: dict[str, Any] = {}
-    if window.since is not None:
-        bounds["$gte"] = ObjectId.from_datetime(window.since)
-    if window.until is not None:
-        bounds["$lt"] = ObjectId.from_datetime(window.until)
-    return {"_id": bounds} if bounds else {}
+    return _dated("_id", window, key=ObjectId.from_datetime)
 
 
 async def _search(

@@ -39,8 +39,8 @@ class Window:
 
 async def newest_first(read: Callable[[Window], Awaitable[int]], *, until: dt.datetime | None,
                        start: dt.datetime, wanted: int) -> None:
-    """Call `read` on windows going back from `until` (None: no upper bound, the first window ends at
-    `start`'s hour) until the counts it returns add up to `wanted`."""
+    """Call `read` on windows going back from `until` (None: no upper bound), each reaching further
+    back from `start`, until the counts it returns add up to `wanted`."""
     found, covered, edge = 0, FIRST_SPAN, until
     for _ in range(MAX_WINDOWS):
         if covered > MAX_SPAN:

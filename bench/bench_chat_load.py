@@ -389,7 +389,7 @@ def seed_history(data_dir: Path, user_id: str, count: int, start: int, newest: d
     rng = random.Random(start)
     # A fresh server per SEED_SESSION messages: one server session inserting 40k messages into the
     # search index ran past 13 minutes (WiredTiger busy outside Python, 256 MB cache); with a 1 GB cache
-    # and 10k per session, 50k took 285–346 s.
+    # and 10k per session, 50k took 285 to 346 s.
     for first in range(start, count, SEED_SESSION):
         with EmbeddedMongo(data_dir / "db", cache_size=SEED_CACHE) as mongo:
             db: Any = MongoClient(mongo.uri, retryWrites=False, tz_aware=True)["kovr"]
